@@ -1,0 +1,488 @@
+//! The only module that uses napi: the `NativeServer` and `NativeChannel` classes JS calls, and the
+//! threadsafe functions Rust calls JS through.
+//!
+//! Every export is wrapped in `catch_unwind` (a panic must never cross into Node) and turns
+//! [`crate::error::Error`] into a JS `Error`. Both callbacks into JS are weak, non-blocking,
+//! primitives-only threadsafe functions: one call per request, one per event. The contract with
+//! the JS layer is `docs/NATIVE.md`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+
+use crate::channel::{Channel, Subscribed};
+use crate::error::Error as CrateError;
+use crate::request::{Dispatch, JsEvents};
+use crate::routing::RouteSpec;
+use crate::server::{Config, Head, Outcome, Server};
+use crate::sse::{self, FieldError};
+
+impl From<CrateError> for napi::Error {
+  fn from(e: CrateError) -> Self {
+    let status = match e {
+      CrateError::InvalidArg(_) => Status::InvalidArg,
+      _ => Status::GenericFailure,
+    };
+    napi::Error::new(status, e.to_string())
+  }
+}
+
+type DispatchTuple = (f64, i32, String, String, Option<Vec<String>>);
+type DispatchArgs = FnArgs<DispatchTuple>;
+type DispatchFn = ThreadsafeFunction<Dispatch, (), DispatchArgs, Status, false, true>;
+type EventArgs = FnArgs<(f64, u32)>;
+type EventFn = ThreadsafeFunction<EventArgs, (), EventArgs, Status, false, true>;
+
+struct Callbacks {
+  on_request: DispatchFn,
+  on_event: EventFn,
+}
+
+impl JsEvents for Callbacks {
+  fn dispatch(&self, req: Dispatch) -> bool {
+    self
+      .on_request
+      .call(req, ThreadsafeFunctionCallMode::NonBlocking)
+      == Status::Ok
+  }
+
+  fn event(&self, id: u64, code: u8) {
+    let _ = self.on_event.call(
+      (id as f64, u32::from(code)).into(),
+      ThreadsafeFunctionCallMode::NonBlocking,
+    );
+  }
+}
+
+/// Server options, all optional (units and defaults in `docs/NATIVE.md`).
+#[napi(object)]
+pub struct NativeOptions {
+  /// tokio worker threads (default 1).
+  pub worker_threads: Option<u32>,
+  /// Max request head bytes; above → 431 (default 16384).
+  pub max_header_size: Option<u32>,
+  /// Default request body limit in bytes (default 256000).
+  pub max_body_length: Option<f64>,
+  /// Drop the connection instead of answering 413 (default false).
+  pub fast_abort: Option<bool>,
+  /// Heartbeat interval of idle SSE streams in ms; 0 = off (default 15000).
+  pub sse_heartbeat_ms: Option<f64>,
+  /// Per-response cap on bytes queued for a client (default 1 MiB).
+  pub max_queued_bytes: Option<f64>,
+  /// Queue size from which writes report backpressure (default 16384).
+  pub high_water_mark: Option<f64>,
+  /// Write deadline in ms for a stalled socket; 0 = off (default 30000).
+  pub write_timeout_ms: Option<f64>,
+}
+
+fn ms(v: f64) -> Option<Duration> {
+  (v.is_finite() && v > 0.0).then(|| Duration::from_millis(v as u64))
+}
+
+fn to_config(o: Option<NativeOptions>) -> Config {
+  let mut c = Config::default();
+  let Some(o) = o else { return c };
+  if let Some(v) = o.worker_threads {
+    c.worker_threads = v.max(1) as usize;
+  }
+  if let Some(v) = o.max_header_size {
+    c.max_header_size = v as usize;
+  }
+  if let Some(v) = o.max_body_length.filter(|v| v.is_finite() && *v >= 0.0) {
+    c.max_body_length = v as u64;
+  }
+  if let Some(v) = o.fast_abort {
+    c.fast_abort = v;
+  }
+  if let Some(v) = o.sse_heartbeat_ms {
+    c.sse_heartbeat = ms(v);
+  }
+  if let Some(v) = o.max_queued_bytes.filter(|v| v.is_finite() && *v > 0.0) {
+    c.max_queued_bytes = v as usize;
+  }
+  if let Some(v) = o.high_water_mark.filter(|v| v.is_finite() && *v > 0.0) {
+    c.high_water_mark = v as usize;
+  }
+  if let Some(v) = o.write_timeout_ms {
+    c.write_timeout = ms(v);
+  }
+  c
+}
+
+/// One route for `setRoutes`.
+#[napi(object)]
+pub struct NativeRoute {
+  pub id: i32,
+  pub method: String,
+  pub pattern: String,
+  pub max_body_length: Option<f64>,
+}
+
+fn id_of(id: f64) -> u64 {
+  if id.is_finite() && id >= 0.0 {
+    id as u64
+  } else {
+    0
+  }
+}
+
+fn body_bytes(body: Option<Either<Buffer, String>>) -> Option<Bytes> {
+  match body? {
+    Either::A(buf) => Some(Bytes::copy_from_slice(&buf)),
+    Either::B(s) => Some(Bytes::from(s)),
+  }
+}
+
+/// The native half of a `Server`.
+#[napi]
+pub struct NativeServer {
+  server: Server,
+}
+
+#[napi]
+impl NativeServer {
+  /// Creates the runtime. `onRequest(id, routeId, method, url, params)` and `onEvent(id, code)`
+  /// are called on the JS thread.
+  #[napi(constructor, catch_unwind)]
+  pub fn new(
+    options: Option<NativeOptions>,
+    on_request: Function<'_, DispatchArgs, ()>,
+    on_event: Function<'_, EventArgs, ()>,
+  ) -> Result<Self> {
+    let on_request: DispatchFn = on_request
+      .build_threadsafe_function::<Dispatch>()
+      .weak::<true>()
+      .callee_handled::<false>()
+      .build_callback(|ctx| {
+        let d = ctx.value;
+        Ok((d.id as f64, d.route, d.method, d.url, d.params).into())
+      })?;
+    let on_event: EventFn = on_event
+      .build_threadsafe_function::<EventArgs>()
+      .weak::<true>()
+      .callee_handled::<false>()
+      .build()?;
+    let server = Server::new(
+      to_config(options),
+      Arc::new(Callbacks {
+        on_request,
+        on_event,
+      }),
+    )?;
+    Ok(NativeServer { server })
+  }
+
+  /// Replaces the route table.
+  #[napi(catch_unwind)]
+  pub fn set_routes(&self, routes: Vec<NativeRoute>) -> Result<()> {
+    let specs: Vec<RouteSpec> = routes
+      .into_iter()
+      .map(|r| RouteSpec {
+        id: r.id,
+        method: r.method,
+        pattern: r.pattern,
+        max_body_length: r
+          .max_body_length
+          .filter(|v| v.is_finite() && *v > 0.0)
+          .map_or(0, |v| v as u64),
+      })
+      .collect();
+    self.server.set_routes(&specs)?;
+    Ok(())
+  }
+
+  /// Binds and starts accepting; returns the bound port.
+  #[napi(catch_unwind)]
+  pub fn listen(&self, host: String, port: u32) -> Result<u32> {
+    let port =
+      u16::try_from(port).map_err(|_| CrateError::Listen(format!("invalid port {port}")))?;
+    Ok(u32::from(self.server.listen(&host, port)?))
+  }
+
+  /// Stops accepting; `false` if nothing was listening.
+  #[napi(catch_unwind)]
+  pub fn close(&self) -> bool {
+    self.server.close()
+  }
+
+  /// Closes keep-alive connections once their current response is done.
+  #[napi(catch_unwind)]
+  pub fn close_idle(&self) {
+    self.server.close_idle();
+  }
+
+  /// Drops every connection now.
+  #[napi(catch_unwind)]
+  pub fn force_close(&self) {
+    self.server.force_close();
+  }
+
+  /// Open connections.
+  #[napi(getter, catch_unwind)]
+  pub fn connections(&self) -> u32 {
+    self.server.connections() as u32
+  }
+
+  /// Requests JS has not released yet.
+  #[napi(getter, catch_unwind)]
+  pub fn inflight(&self) -> u32 {
+    self.server.shared.registry.len() as u32
+  }
+
+  /// Flat `[name, value, ...]` request headers, names lowercase, in wire order.
+  #[napi(catch_unwind)]
+  pub fn req_headers(&self, id: f64) -> Vec<String> {
+    self
+      .server
+      .shared
+      .registry
+      .with(id_of(id), |e| {
+        let mut out = Vec::with_capacity(e.parts.headers.len() * 2);
+        for (name, value) in &e.parts.headers {
+          out.push(name.as_str().to_string());
+          out.push(String::from_utf8_lossy(value.as_bytes()).into_owned());
+        }
+        out
+      })
+      .unwrap_or_default()
+  }
+
+  /// The complete request body.
+  #[napi(catch_unwind)]
+  pub fn req_body(&self, id: f64) -> Buffer {
+    let body = self
+      .server
+      .shared
+      .registry
+      .with(id_of(id), |e| e.body.clone())
+      .unwrap_or_default();
+    Buffer::from(body.to_vec())
+  }
+
+  /// Peer IP address text.
+  #[napi(catch_unwind)]
+  pub fn req_remote(&self, id: f64) -> String {
+    self
+      .server
+      .shared
+      .registry
+      .with(id_of(id), |e| e.remote.ip().to_string())
+      .unwrap_or_default()
+  }
+
+  /// Sends a complete response (`Content-Length`). `false` if the request is gone or answered.
+  #[napi(catch_unwind)]
+  pub fn res_end(
+    &self,
+    id: f64,
+    status: u32,
+    reason: Option<String>,
+    headers: Option<Vec<String>>,
+    body: Option<Either<Buffer, String>>,
+  ) -> Result<bool> {
+    let headers = headers.unwrap_or_default();
+    let head = Head {
+      status: status.min(u32::from(u16::MAX)) as u16,
+      reason: reason.as_deref(),
+      headers: &headers,
+    };
+    Ok(
+      self
+        .server
+        .shared
+        .respond(id_of(id), &head, body_bytes(body))?
+        == Outcome::Done,
+    )
+  }
+
+  /// Starts a streamed (chunked) response; `sse` enables heartbeats.
+  #[napi(catch_unwind)]
+  pub fn res_head(
+    &self,
+    id: f64,
+    status: u32,
+    reason: Option<String>,
+    headers: Option<Vec<String>>,
+    sse: bool,
+  ) -> Result<bool> {
+    let headers = headers.unwrap_or_default();
+    let head = Head {
+      status: status.min(u32::from(u16::MAX)) as u16,
+      reason: reason.as_deref(),
+      headers: &headers,
+    };
+    Ok(self.server.shared.start_stream(id_of(id), &head, sse)? == Outcome::Done)
+  }
+
+  /// Queues a chunk; returns the bytes queued, or -1 if the stream is gone.
+  #[napi(catch_unwind)]
+  pub fn res_write(&self, id: f64, chunk: Either<Buffer, String>) -> i64 {
+    let Some(stream) = self.server.shared.stream(id_of(id)) else {
+      return -1;
+    };
+    match chunk {
+      Either::A(buf) => stream.write(&buf).to_js(),
+      Either::B(s) => stream.write(s.as_bytes()).to_js(),
+    }
+  }
+
+  /// Queues an optional last chunk and ends the streamed body.
+  #[napi(catch_unwind)]
+  pub fn res_finish(&self, id: f64, chunk: Option<Either<Buffer, String>>) -> bool {
+    let last = body_bytes(chunk);
+    self.server.shared.finish(id_of(id), last.as_deref()) == Outcome::Done
+  }
+
+  /// Drops the request's connection now.
+  #[napi(catch_unwind)]
+  pub fn res_close(&self, id: f64) -> bool {
+    self.server.shared.close(id_of(id)) == Outcome::Done
+  }
+
+  /// Forgets requests whose responses JS closed.
+  #[napi(catch_unwind)]
+  pub fn release(&self, ids: Vec<f64>) {
+    let ids: Vec<u64> = ids.into_iter().map(id_of).collect();
+    self.server.shared.registry.release(&ids);
+  }
+
+  /// Queues one SSE message. Returns the bytes queued, -1 if gone, -2 for an invalid event,
+  /// -3 for an invalid id (nothing written then).
+  #[napi(catch_unwind)]
+  pub fn sse_send(
+    &self,
+    id: f64,
+    sse_id: Option<String>,
+    event: Option<String>,
+    data: String,
+  ) -> i64 {
+    if let Err(e) = sse::validate(sse_id.as_deref(), event.as_deref()) {
+      return field_code(e);
+    }
+    let Some(stream) = self.server.shared.stream(id_of(id)) else {
+      return -1;
+    };
+    stream
+      .write_with(|buf| {
+        let _ = sse::encode_message_into(buf, sse_id.as_deref(), event.as_deref(), &data);
+      })
+      .to_js()
+  }
+
+  /// Queues a comment (`: text` per line; `null` → `:`).
+  #[napi(catch_unwind)]
+  pub fn sse_comment(&self, id: f64, text: Option<String>) -> i64 {
+    let Some(stream) = self.server.shared.stream(id_of(id)) else {
+      return -1;
+    };
+    stream
+      .write_with(|buf| sse::encode_comment_into(buf, text.as_deref()))
+      .to_js()
+  }
+
+  /// Queues `retry: <ms>`.
+  #[napi(catch_unwind)]
+  pub fn sse_retry(&self, id: f64, ms: f64) -> i64 {
+    let Some(stream) = self.server.shared.stream(id_of(id)) else {
+      return -1;
+    };
+    let ms = if ms.is_finite() && ms >= 0.0 {
+      ms as u64
+    } else {
+      0
+    };
+    stream
+      .write_with(|buf| sse::encode_retry_into(buf, ms))
+      .to_js()
+  }
+}
+
+fn field_code(e: FieldError) -> i64 {
+  match e {
+    FieldError::Event => -2,
+    FieldError::Id => -3,
+  }
+}
+
+/// The native half of a `Channel`.
+#[napi]
+pub struct NativeChannel {
+  channel: Channel,
+}
+
+#[napi]
+impl NativeChannel {
+  /// A channel keeping the last `history` events.
+  #[napi(constructor, catch_unwind)]
+  pub fn new(history: Option<u32>) -> Self {
+    NativeChannel {
+      channel: Channel::new(history.unwrap_or(0) as usize),
+    }
+  }
+
+  /// Subscribes the started SSE response `id` of `server`. Returns the number of replayed events,
+  /// -1 if the stream is gone, -2 if `lastEventId` was not in history (`replay-unavailable` sent),
+  /// -4 if it was already subscribed.
+  #[napi(catch_unwind)]
+  pub fn subscribe(&self, server: &NativeServer, id: f64, last_event_id: Option<String>) -> i64 {
+    let shared = server.server.shared.clone();
+    let Some(stream) = shared.stream(id_of(id)) else {
+      return -1;
+    };
+    match self
+      .channel
+      .subscribe(shared, stream, last_event_id.as_deref())
+    {
+      Subscribed::Replayed(n) => n as i64,
+      Subscribed::Unavailable(_) => -2,
+      Subscribed::Gone => -1,
+      Subscribed::Already => -4,
+    }
+  }
+
+  /// Removes the response `id`; `false` if it was not subscribed.
+  #[napi(catch_unwind)]
+  pub fn unsubscribe(&self, id: f64) -> bool {
+    self.channel.unsubscribe(id_of(id))
+  }
+
+  /// Broadcasts one event; returns its id.
+  #[napi(catch_unwind)]
+  pub fn send(
+    &self,
+    sse_id: Option<String>,
+    event: Option<String>,
+    data: String,
+  ) -> Result<String> {
+    self
+      .channel
+      .send(sse_id.as_deref(), event.as_deref(), &data)
+      .map_err(|e| {
+        napi::Error::new(
+          Status::InvalidArg,
+          format!("ERR_SSE_INVALID_FIELD: {}", e.message()),
+        )
+      })
+  }
+
+  /// Live subscribers.
+  #[napi(getter, catch_unwind)]
+  pub fn size(&self) -> u32 {
+    self.channel.size() as u32
+  }
+
+  /// Ends every subscribed stream; returns their request ids.
+  #[napi(catch_unwind)]
+  pub fn close(&self) -> Vec<f64> {
+    self
+      .channel
+      .close()
+      .into_iter()
+      .map(|id| id as f64)
+      .collect()
+  }
+}

@@ -1,0 +1,24 @@
+//! hyper-sse: a Hyper-Express-compatible HTTP server with first-class Server-Sent Events.
+//!
+//! Rust owns sockets, HTTP/1.1, routing, bodies, SSE encoding, buffering, fan-out, timers and
+//! disconnect detection; the JS layer (`index.js`, `lib/`) is the Hyper-Express skin.
+//!
+//! Layout:
+//! - `server`   tokio runtime, listener, connections, write deadline, shutdown, request service
+//! - `routing`  Hyper-Express patterns → route ids and parameter values
+//! - `request`  in-flight requests by id, exactly-once end reporting
+//! - `response` response bodies, streamed-response queues, backpressure, heartbeats
+//! - `sse`      the pure SSE encoder
+//! - `channel`  fan-out channels with history and replay
+//! - `error`    the crate's error type
+//! - `bridge`   the napi classes and threadsafe functions (the only module that uses napi)
+
+#[cfg(feature = "node")]
+mod bridge;
+pub mod channel;
+pub mod error;
+pub mod request;
+pub mod response;
+pub mod routing;
+pub mod server;
+pub mod sse;

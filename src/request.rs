@@ -1,0 +1,215 @@
+//! In-flight requests: what JS may still ask about a request, and how its response is delivered.
+//!
+//! Owns the registry of requests by id (head, complete body, peer address, the channel that hands
+//! the response to hyper, the stream of a streamed response) and the exactly-once bookkeeping of
+//! how a response ended. It does not build responses (`response.rs`) or talk to Node (`bridge.rs`):
+//! it reports through the [`JsEvents`] trait.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::Response;
+use tokio::sync::oneshot;
+
+use crate::response::{lock, ConnCtl, EndReason, Ender, ResBody, Stream};
+
+/// Ids are unique in the process (several servers share the counter), so JS can keep one map.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+pub fn next_id() -> u64 {
+  NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// What Rust tells JS. Implemented with threadsafe functions in `bridge.rs`.
+pub trait JsEvents: Send + Sync {
+  /// Hands a request to JS. `false` if JS can no longer be called (the server is going away).
+  fn dispatch(&self, req: Dispatch) -> bool;
+  /// Reports an event code for a request (see [`EndReason`] and [`crate::response::EVENT_DRAIN`]).
+  fn event(&self, id: u64, code: u8);
+}
+
+/// The primitives JS receives for a new request.
+pub struct Dispatch {
+  pub id: u64,
+  pub route: i32,
+  pub method: String,
+  pub url: String,
+  pub params: Option<Vec<String>>,
+}
+
+/// One in-flight request.
+pub struct Entry {
+  /// Method, URI and headers, read lazily by JS.
+  pub parts: Parts,
+  /// The complete request body (read before JS is called).
+  pub body: Bytes,
+  pub remote: SocketAddr,
+  pub conn: Arc<ConnCtl>,
+  /// Hands the response to the waiting hyper service; taken by the first response call.
+  pub responder: Option<oneshot::Sender<Response<ResBody>>>,
+  /// The queue of a streamed response.
+  pub stream: Option<Arc<Stream>>,
+  /// JS completed or closed the response: no end event may be reported any more.
+  pub js_done: bool,
+  /// An end event was reported (at most once).
+  pub reported: bool,
+}
+
+/// All in-flight requests of one server.
+pub struct Registry {
+  entries: Mutex<HashMap<u64, Entry>>,
+  events: Arc<dyn JsEvents>,
+}
+
+impl Registry {
+  pub fn new(events: Arc<dyn JsEvents>) -> Arc<Registry> {
+    Arc::new(Registry {
+      entries: Mutex::new(HashMap::new()),
+      events,
+    })
+  }
+
+  pub fn events(&self) -> &Arc<dyn JsEvents> {
+    &self.events
+  }
+
+  pub fn insert(&self, id: u64, entry: Entry) {
+    lock(&self.entries).insert(id, entry);
+  }
+
+  /// Runs `f` on the entry, if it is still registered.
+  pub fn with<R>(&self, id: u64, f: impl FnOnce(&mut Entry) -> R) -> Option<R> {
+    lock(&self.entries).get_mut(&id).map(f)
+  }
+
+  /// Forgets requests JS has finished with.
+  pub fn release(&self, ids: &[u64]) {
+    let mut map = lock(&self.entries);
+    for id in ids {
+      map.remove(id);
+    }
+  }
+
+  /// Forgets one request at once (JS never saw it).
+  pub fn remove(&self, id: u64) -> Option<Entry> {
+    lock(&self.entries).remove(&id)
+  }
+
+  pub fn len(&self) -> usize {
+    lock(&self.entries).len()
+  }
+
+  pub fn is_empty(&self) -> bool {
+    self.len() == 0
+  }
+
+  /// Reports that the response of `id` ended without JS finishing it — once, and never after JS
+  /// completed it.
+  pub fn report_end(&self, id: u64, reason: EndReason) {
+    let report = self
+      .with(id, |e| {
+        if e.js_done || e.reported {
+          return false;
+        }
+        e.reported = true;
+        e.responder = None;
+        true
+      })
+      .unwrap_or(false);
+    if report {
+      self.events.event(id, reason as u8);
+    }
+  }
+
+  /// The connections of all in-flight requests (for shutdown).
+  pub fn streams(&self) -> Vec<Arc<Stream>> {
+    lock(&self.entries)
+      .values()
+      .filter_map(|e| e.stream.clone())
+      .collect()
+  }
+}
+
+impl Ender for Registry {
+  fn ended(&self, id: u64, reason: EndReason) {
+    self.report_end(id, reason);
+  }
+
+  fn drained(&self, id: u64) {
+    self.events.event(id, crate::response::EVENT_DRAIN);
+  }
+}
+
+/// Held by the hyper service future while JS has not answered: if the future is dropped (the
+/// client left), the request's end is reported.
+pub struct PendingGuard {
+  pub id: u64,
+  pub registry: Arc<Registry>,
+  pub conn: Arc<ConnCtl>,
+  pub armed: bool,
+}
+
+impl Drop for PendingGuard {
+  fn drop(&mut self) {
+    if self.armed {
+      self.registry.report_end(self.id, self.conn.reason());
+    }
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[derive(Default)]
+  struct Log(Mutex<Vec<(u64, u8)>>);
+  impl JsEvents for Log {
+    fn dispatch(&self, _req: Dispatch) -> bool {
+      true
+    }
+    fn event(&self, id: u64, code: u8) {
+      lock(&self.0).push((id, code));
+    }
+  }
+
+  fn entry() -> Entry {
+    let (parts, _) = http::Request::new(()).into_parts();
+    Entry {
+      parts,
+      body: Bytes::new(),
+      remote: "127.0.0.1:1".parse().unwrap(),
+      conn: ConnCtl::new(),
+      responder: None,
+      stream: None,
+      js_done: false,
+      reported: false,
+    }
+  }
+
+  #[test]
+  fn an_end_is_reported_once_and_never_after_js_completed() {
+    let log = Arc::new(Log::default());
+    let reg = Registry::new(log.clone());
+    reg.insert(1, entry());
+    reg.insert(2, entry());
+    reg.report_end(1, EndReason::Client);
+    reg.report_end(1, EndReason::Timeout);
+    reg.with(2, |e| e.js_done = true);
+    reg.report_end(2, EndReason::Client);
+    reg.report_end(3, EndReason::Client);
+    assert_eq!(*lock(&log.0), vec![(1, 1)]);
+    reg.release(&[1, 2]);
+    assert!(reg.is_empty());
+  }
+
+  #[test]
+  fn ids_are_unique_and_increasing() {
+    let a = next_id();
+    let b = next_id();
+    assert!(b > a);
+  }
+}

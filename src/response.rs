@@ -1,0 +1,527 @@
+//! Response bodies and the life of a streamed response.
+//!
+//! Owns the body hyper writes for each response: a complete body (`Content-Length`), or a stream
+//! fed from JS through a shared queue ([`Stream`]). Writes from the JS thread are appended to the
+//! queue without a round trip and coalesced: hyper takes everything queued as one frame, so many
+//! small SSE events become one socket write. This module also owns the per-stream limits
+//! (high-water mark → drain, queue cap → eviction) and the heartbeat of idle SSE streams.
+//!
+//! The end of a streamed response is observed in exactly one place: [`StreamBody`]'s `Drop`. If the
+//! body is dropped before JS finished it, the client went away (or was evicted/timed out) and the
+//! [`Ender`] is told once, with the reason recorded on the connection.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http_body::{Body, Frame, SizeHint};
+use tokio::sync::Notify;
+use tokio::time::{Instant, Sleep};
+
+/// Why a response ended without JS finishing it. The numbers are the event codes JS receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum EndReason {
+  /// The client closed or reset the connection.
+  Client = 1,
+  /// Writes made no progress within the write timeout (dead peer).
+  Timeout = 2,
+  /// More than the queue cap was waiting for a client that does not read.
+  SlowClient = 3,
+}
+
+/// Event code: the queue fell below the high-water mark after a write reached it.
+pub const EVENT_DRAIN: u8 = 4;
+
+impl EndReason {
+  fn from_u8(v: u8) -> Option<EndReason> {
+    match v {
+      1 => Some(EndReason::Client),
+      2 => Some(EndReason::Timeout),
+      3 => Some(EndReason::SlowClient),
+      _ => None,
+    }
+  }
+}
+
+/// Locks a mutex, ignoring poisoning: the data behind our locks stays consistent because no code
+/// path panics while holding them, and a poisoned lock must never take the server down.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+  m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Control of one TCP connection, shared by its task, its IO and its responses.
+pub struct ConnCtl {
+  /// Wakes the connection task to drop the connection at once.
+  kill: Notify,
+  /// Why the connection is being dropped (an [`EndReason`] as u8; 0 = unknown → client).
+  reason: AtomicU8,
+}
+
+impl ConnCtl {
+  pub fn new() -> Arc<ConnCtl> {
+    Arc::new(ConnCtl {
+      kill: Notify::new(),
+      reason: AtomicU8::new(0),
+    })
+  }
+
+  /// Records why the connection ends; the first reason recorded wins.
+  pub fn set_reason(&self, reason: EndReason) {
+    let _ = self
+      .reason
+      .compare_exchange(0, reason as u8, Ordering::AcqRel, Ordering::Acquire);
+  }
+
+  /// The recorded reason, or `Client` when the peer simply went away.
+  pub fn reason(&self) -> EndReason {
+    EndReason::from_u8(self.reason.load(Ordering::Acquire)).unwrap_or(EndReason::Client)
+  }
+
+  /// Drops the connection as soon as its task runs (with `reason` if none was recorded yet).
+  pub fn kill(&self, reason: Option<EndReason>) {
+    if let Some(r) = reason {
+      self.set_reason(r);
+    }
+    self.kill.notify_one();
+  }
+
+  /// Completes when [`kill`](Self::kill) was called.
+  pub async fn killed(&self) {
+    self.kill.notified().await;
+  }
+}
+
+/// Receives the end of responses JS did not finish. Implemented by the server registry.
+pub trait Ender: Send + Sync {
+  /// Called at most once per streamed response, from the body's `Drop`.
+  fn ended(&self, id: u64, reason: EndReason);
+  /// A drain event for `id`.
+  fn drained(&self, id: u64);
+}
+
+/// Limits of a streamed response.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamLimits {
+  pub high_water_mark: usize,
+  pub max_queued: usize,
+  /// Heartbeat interval of SSE streams; `None` = off.
+  pub heartbeat: Option<Duration>,
+}
+
+struct StreamState {
+  /// Bytes written by JS and not yet taken by hyper.
+  buf: BytesMut,
+  /// JS finished the response: end the body once `buf` is taken.
+  ended: bool,
+  /// The body is gone (client left, evicted): writes are refused.
+  gone: bool,
+  /// A write reached the high-water mark: send a drain event when the queue is taken.
+  want_drain: bool,
+  /// The body task waiting for data.
+  waker: Option<Waker>,
+  /// Last time bytes went out (heartbeats only fill silence).
+  last_write: Instant,
+}
+
+/// The shared queue of one streamed response: written by JS (through the bridge or a channel),
+/// read by hyper through [`StreamBody`].
+pub struct Stream {
+  pub id: u64,
+  pub conn: Arc<ConnCtl>,
+  pub limits: StreamLimits,
+  state: Mutex<StreamState>,
+}
+
+/// Result of a write: the bytes now queued, or why nothing was queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteResult {
+  Queued(usize),
+  /// The stream is gone or finished: nothing written.
+  Gone,
+}
+
+impl WriteResult {
+  /// The number JS receives: queued bytes, or -1.
+  pub fn to_js(self) -> i64 {
+    match self {
+      WriteResult::Queued(n) => n as i64,
+      WriteResult::Gone => -1,
+    }
+  }
+}
+
+impl Stream {
+  pub fn new(id: u64, conn: Arc<ConnCtl>, limits: StreamLimits) -> Arc<Stream> {
+    Arc::new(Stream {
+      id,
+      conn,
+      limits,
+      state: Mutex::new(StreamState {
+        buf: BytesMut::new(),
+        ended: false,
+        gone: false,
+        want_drain: false,
+        waker: None,
+        last_write: Instant::now(),
+      }),
+    })
+  }
+
+  /// Queues bytes produced by `fill` (called with the lock held, so encoding and queueing are one
+  /// step and concurrent writers never interleave inside a message).
+  pub fn write_with(&self, fill: impl FnOnce(&mut BytesMut)) -> WriteResult {
+    let mut st = lock(&self.state);
+    if st.gone || st.ended {
+      return WriteResult::Gone;
+    }
+    let before = st.buf.len();
+    fill(&mut st.buf);
+    let queued = st.buf.len();
+    if queued > self.limits.max_queued {
+      // Slow consumer: keep memory bounded. Drop what we hold and cut the connection.
+      st.gone = true;
+      st.buf = BytesMut::new();
+      let waker = st.waker.take();
+      drop(st);
+      self.conn.kill(Some(EndReason::SlowClient));
+      if let Some(w) = waker {
+        w.wake();
+      }
+      return WriteResult::Gone;
+    }
+    if queued >= self.limits.high_water_mark {
+      st.want_drain = true;
+    }
+    let waker = if before == 0 { st.waker.take() } else { None };
+    drop(st);
+    if let Some(w) = waker {
+      w.wake();
+    }
+    WriteResult::Queued(queued)
+  }
+
+  /// Queues raw bytes.
+  pub fn write(&self, data: &[u8]) -> WriteResult {
+    self.write_with(|b| b.extend_from_slice(data))
+  }
+
+  /// Queues an optional last chunk and ends the body after it. `false` if already ended or gone.
+  pub fn finish(&self, last: Option<&[u8]>) -> bool {
+    let mut st = lock(&self.state);
+    if st.gone || st.ended {
+      return false;
+    }
+    if let Some(last) = last {
+      st.buf.extend_from_slice(last);
+    }
+    st.ended = true;
+    let waker = st.waker.take();
+    drop(st);
+    if let Some(w) = waker {
+      w.wake();
+    }
+    true
+  }
+
+  /// True while the stream accepts writes.
+  pub fn is_open(&self) -> bool {
+    let st = lock(&self.state);
+    !st.gone && !st.ended
+  }
+
+  /// Bytes waiting for the socket.
+  pub fn queued(&self) -> usize {
+    lock(&self.state).buf.len()
+  }
+}
+
+/// The hyper body of a streamed response.
+pub struct StreamBody {
+  stream: Arc<Stream>,
+  ender: Arc<dyn Ender>,
+  /// Created on the first poll (on a runtime thread); `None` while not yet polled or when off.
+  heartbeat: Option<Pin<Box<Sleep>>>,
+  sse: bool,
+  /// The terminating chunk was produced: dropping the body now is a normal end.
+  done: bool,
+}
+
+impl StreamBody {
+  pub fn new(stream: Arc<Stream>, ender: Arc<dyn Ender>, sse: bool) -> StreamBody {
+    StreamBody {
+      stream,
+      ender,
+      heartbeat: None,
+      sse,
+      done: false,
+    }
+  }
+
+  fn poll_heartbeat(&mut self, cx: &mut Context<'_>) -> Option<Bytes> {
+    if !self.sse {
+      return None;
+    }
+    let every = self.stream.limits.heartbeat?;
+    let sleep = self.heartbeat.get_or_insert_with(|| {
+      let last = lock(&self.stream.state).last_write;
+      Box::pin(tokio::time::sleep_until(last + every))
+    });
+    loop {
+      if sleep.as_mut().poll(cx).is_pending() {
+        return None;
+      }
+      let last = lock(&self.stream.state).last_write;
+      let due = last + every;
+      let now = Instant::now();
+      if now >= due {
+        sleep.as_mut().reset(now + every);
+        lock(&self.stream.state).last_write = now;
+        return Some(Bytes::from_static(crate::sse::HEARTBEAT));
+      }
+      sleep.as_mut().reset(due);
+    }
+  }
+}
+
+use std::future::Future;
+
+impl Body for StreamBody {
+  type Data = Bytes;
+  type Error = std::io::Error;
+
+  fn poll_frame(
+    mut self: Pin<&mut Self>,
+    cx: &mut Context<'_>,
+  ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    let this = &mut *self;
+    if this.done {
+      return Poll::Ready(None);
+    }
+    let mut st = lock(&this.stream.state);
+    if !st.buf.is_empty() {
+      let data = st.buf.split().freeze();
+      st.last_write = Instant::now();
+      let drained = std::mem::take(&mut st.want_drain);
+      drop(st);
+      if drained {
+        this.ender.drained(this.stream.id);
+      }
+      return Poll::Ready(Some(Ok(Frame::data(data))));
+    }
+    if st.ended {
+      drop(st);
+      this.done = true;
+      return Poll::Ready(None);
+    }
+    if st.gone {
+      drop(st);
+      return Poll::Ready(Some(Err(std::io::Error::other("stream evicted"))));
+    }
+    st.waker = Some(cx.waker().clone());
+    drop(st);
+    match this.poll_heartbeat(cx) {
+      Some(beat) => Poll::Ready(Some(Ok(Frame::data(beat)))),
+      None => Poll::Pending,
+    }
+  }
+
+  fn is_end_stream(&self) -> bool {
+    self.done
+  }
+
+  fn size_hint(&self) -> SizeHint {
+    SizeHint::default()
+  }
+}
+
+impl Drop for StreamBody {
+  fn drop(&mut self) {
+    let mut st = lock(&self.stream.state);
+    st.gone = true;
+    st.waker = None;
+    st.buf = BytesMut::new();
+    let finished_by_js = st.ended;
+    drop(st);
+    if !self.done && !finished_by_js {
+      self.ender.ended(self.stream.id, self.stream.conn.reason());
+    }
+  }
+}
+
+/// The body of every response this server sends.
+pub enum ResBody {
+  /// A complete body, sent with `Content-Length`.
+  Full(Option<Bytes>),
+  /// A streamed (chunked) body fed from JS.
+  Stream(StreamBody),
+}
+
+impl ResBody {
+  pub fn empty() -> ResBody {
+    ResBody::Full(None)
+  }
+}
+
+impl Body for ResBody {
+  type Data = Bytes;
+  type Error = std::io::Error;
+
+  fn poll_frame(
+    self: Pin<&mut Self>,
+    cx: &mut Context<'_>,
+  ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    match self.get_mut() {
+      ResBody::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+      ResBody::Stream(s) => Pin::new(s).poll_frame(cx),
+    }
+  }
+
+  fn is_end_stream(&self) -> bool {
+    match self {
+      ResBody::Full(data) => data.is_none(),
+      ResBody::Stream(s) => s.is_end_stream(),
+    }
+  }
+
+  fn size_hint(&self) -> SizeHint {
+    match self {
+      ResBody::Full(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+      ResBody::Stream(s) => s.size_hint(),
+    }
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+  use std::sync::atomic::AtomicUsize;
+
+  #[derive(Default)]
+  struct Recorder {
+    ended: Mutex<Vec<(u64, EndReason)>>,
+    drains: AtomicUsize,
+  }
+  impl Ender for Recorder {
+    fn ended(&self, id: u64, reason: EndReason) {
+      lock(&self.ended).push((id, reason));
+    }
+    fn drained(&self, _id: u64) {
+      self.drains.fetch_add(1, Ordering::SeqCst);
+    }
+  }
+
+  fn limits() -> StreamLimits {
+    StreamLimits {
+      high_water_mark: 8,
+      max_queued: 32,
+      heartbeat: None,
+    }
+  }
+
+  fn poll(body: &mut StreamBody) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+    let waker = std::task::Waker::noop();
+    let mut cx = Context::from_waker(waker);
+    Pin::new(body).poll_frame(&mut cx)
+  }
+
+  fn data(p: Poll<Option<Result<Frame<Bytes>, std::io::Error>>>) -> Vec<u8> {
+    match p {
+      Poll::Ready(Some(Ok(f))) => f.into_data().map(|b| b.to_vec()).unwrap_or_default(),
+      _ => panic!("expected a data frame"),
+    }
+  }
+
+  #[tokio::test]
+  async fn writes_are_coalesced_into_one_frame() {
+    let rec = Arc::new(Recorder::default());
+    let s = Stream::new(1, ConnCtl::new(), limits());
+    let mut body = StreamBody::new(s.clone(), rec.clone(), false);
+    assert!(poll(&mut body).is_pending());
+    assert_eq!(s.write(b"ab"), WriteResult::Queued(2));
+    assert_eq!(s.write(b"cd"), WriteResult::Queued(4));
+    assert_eq!(data(poll(&mut body)), b"abcd");
+    assert!(s.finish(Some(b"z")));
+    assert_eq!(data(poll(&mut body)), b"z");
+    assert!(matches!(poll(&mut body), Poll::Ready(None)));
+    drop(body);
+    assert!(
+      lock(&rec.ended).is_empty(),
+      "a finished body reports nothing"
+    );
+    assert_eq!(s.write(b"x"), WriteResult::Gone);
+  }
+
+  #[tokio::test]
+  async fn high_water_mark_then_drain() {
+    let rec = Arc::new(Recorder::default());
+    let s = Stream::new(1, ConnCtl::new(), limits());
+    let mut body = StreamBody::new(s.clone(), rec.clone(), false);
+    assert_eq!(s.write(b"0123456789"), WriteResult::Queued(10));
+    assert_eq!(rec.drains.load(Ordering::SeqCst), 0);
+    data(poll(&mut body));
+    assert_eq!(rec.drains.load(Ordering::SeqCst), 1);
+    assert_eq!(s.queued(), 0);
+  }
+
+  #[tokio::test]
+  async fn dropping_an_unfinished_body_reports_once_with_the_reason() {
+    let rec = Arc::new(Recorder::default());
+    let conn = ConnCtl::new();
+    let s = Stream::new(7, conn.clone(), limits());
+    let body = StreamBody::new(s.clone(), rec.clone(), false);
+    conn.set_reason(EndReason::Timeout);
+    conn.set_reason(EndReason::SlowClient);
+    drop(body);
+    assert_eq!(*lock(&rec.ended), vec![(7, EndReason::Timeout)]);
+    assert_eq!(s.write(b"x"), WriteResult::Gone);
+    assert!(!s.finish(None));
+  }
+
+  #[tokio::test]
+  async fn a_queue_over_the_cap_evicts_the_slow_client() {
+    let rec = Arc::new(Recorder::default());
+    let conn = ConnCtl::new();
+    let s = Stream::new(3, conn.clone(), limits());
+    let body = StreamBody::new(s.clone(), rec.clone(), false);
+    assert_eq!(s.write(&[b'x'; 30]), WriteResult::Queued(30));
+    assert_eq!(s.write(&[b'x'; 3]), WriteResult::Gone);
+    assert_eq!(s.queued(), 0, "evicted data is released");
+    drop(body);
+    assert_eq!(*lock(&rec.ended), vec![(3, EndReason::SlowClient)]);
+  }
+
+  #[tokio::test(start_paused = true)]
+  async fn idle_sse_streams_get_heartbeats() {
+    let rec = Arc::new(Recorder::default());
+    let lim = StreamLimits {
+      heartbeat: Some(Duration::from_secs(15)),
+      ..limits()
+    };
+    let s = Stream::new(1, ConnCtl::new(), lim);
+    let mut body = StreamBody::new(s.clone(), rec.clone(), true);
+    assert!(poll(&mut body).is_pending());
+    tokio::time::advance(Duration::from_secs(10)).await;
+    assert!(poll(&mut body).is_pending());
+    s.write(b"data: x\n\n");
+    assert_eq!(data(poll(&mut body)), b"data: x\n\n");
+    tokio::time::advance(Duration::from_secs(10)).await;
+    assert!(
+      poll(&mut body).is_pending(),
+      "a real write resets the heartbeat timer"
+    );
+    tokio::time::advance(Duration::from_secs(6)).await;
+    assert_eq!(data(poll(&mut body)), b":\n");
+    assert!(s.finish(None));
+  }
+
+  #[test]
+  fn full_bodies_have_exact_size() {
+    let b = ResBody::Full(Some(Bytes::from_static(b"hello")));
+    assert_eq!(b.size_hint().exact(), Some(5));
+    assert_eq!(ResBody::empty().size_hint().exact(), Some(0));
+  }
+}

@@ -1,0 +1,677 @@
+//! The HTTP server: tokio runtime, listener, accept loop, connections and shutdown.
+//!
+//! Owns the sockets (TCP_NODELAY, keepalive, TCP_USER_TIMEOUT), hyper's HTTP/1.1 connections, the
+//! write deadline that detects dead peers, reading request bodies within their limit, and the
+//! per-request service that hands each request to JS once and waits for its response. It does not
+//! talk to Node directly: it reports through [`crate::request::JsEvents`].
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode};
+use http_body::Body as _;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, watch};
+use tokio::time::Sleep;
+
+use crate::error::Error;
+use crate::request::{next_id, Dispatch, Entry, JsEvents, PendingGuard, Registry};
+use crate::response::{lock, ConnCtl, EndReason, ResBody, Stream, StreamBody, StreamLimits};
+use crate::routing::{RouteSpec, RouteTable};
+
+/// Server settings (see `docs/NATIVE.md` for the JS names and defaults).
+#[derive(Debug, Clone)]
+pub struct Config {
+  pub worker_threads: usize,
+  pub max_header_size: usize,
+  pub max_body_length: u64,
+  pub fast_abort: bool,
+  pub sse_heartbeat: Option<Duration>,
+  pub max_queued_bytes: usize,
+  pub high_water_mark: usize,
+  pub write_timeout: Option<Duration>,
+}
+
+impl Default for Config {
+  fn default() -> Self {
+    Config {
+      worker_threads: 1,
+      max_header_size: 16 * 1024,
+      max_body_length: 256_000,
+      fast_abort: false,
+      sse_heartbeat: Some(Duration::from_secs(15)),
+      max_queued_bytes: 1024 * 1024,
+      high_water_mark: 16 * 1024,
+      write_timeout: Some(Duration::from_secs(30)),
+    }
+  }
+}
+
+/// Server lifecycle broadcast to every connection task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+  Running,
+  /// Finish in-flight responses, then close (keep-alive connections close when idle).
+  Graceful,
+}
+
+/// The state shared by the accept loop, every connection and the bridge.
+pub struct Shared {
+  pub cfg: Config,
+  pub registry: Arc<Registry>,
+  routes: RwLock<Arc<RouteTable>>,
+  /// Open connections, so `force_close` can drop them.
+  conns: Mutex<HashMap<u64, Arc<ConnCtl>>>,
+  next_conn: AtomicU64,
+  phase: watch::Sender<Phase>,
+}
+
+/// A running server: its runtime and its listener.
+pub struct Server {
+  pub shared: Arc<Shared>,
+  runtime: tokio::runtime::Runtime,
+  /// Stops the accept loop.
+  stop_accept: Mutex<Option<oneshot::Sender<()>>>,
+  listening: AtomicBool,
+}
+
+impl Server {
+  /// Creates the runtime; nothing listens yet.
+  ///
+  /// # Errors
+  /// When the runtime's threads cannot be started.
+  pub fn new(cfg: Config, events: Arc<dyn JsEvents>) -> Result<Server, Error> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+      .worker_threads(cfg.worker_threads.clamp(1, 64))
+      .thread_name("hyper-sse")
+      .enable_all()
+      .build()
+      .map_err(|e| Error::Runtime(e.to_string()))?;
+    let (phase, _) = watch::channel(Phase::Running);
+    Ok(Server {
+      shared: Arc::new(Shared {
+        cfg,
+        registry: Registry::new(events),
+        routes: RwLock::new(Arc::new(RouteTable::default())),
+        conns: Mutex::new(HashMap::new()),
+        next_conn: AtomicU64::new(1),
+        phase,
+      }),
+      runtime,
+      stop_accept: Mutex::new(None),
+      listening: AtomicBool::new(false),
+    })
+  }
+
+  /// Replaces the route table.
+  ///
+  /// # Errors
+  /// [`Error::InvalidArg`] naming the pattern that does not compile.
+  pub fn set_routes(&self, routes: &[RouteSpec]) -> Result<(), Error> {
+    let table = RouteTable::build(routes).map_err(Error::InvalidArg)?;
+    *self
+      .shared
+      .routes
+      .write()
+      .unwrap_or_else(|e| e.into_inner()) = Arc::new(table);
+    Ok(())
+  }
+
+  /// Binds `host:port` and starts accepting. Returns the bound port.
+  ///
+  /// # Errors
+  /// [`Error::Listen`] when the address is invalid or cannot be bound.
+  pub fn listen(&self, host: &str, port: u16) -> Result<u16, Error> {
+    if self.listening.load(Ordering::Acquire) {
+      return Err(Error::Listen("already listening".into()));
+    }
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let addr: SocketAddr = match host.parse::<std::net::IpAddr>() {
+      Ok(ip) => SocketAddr::new(ip, port),
+      Err(_) if host == "localhost" => SocketAddr::from(([127, 0, 0, 1], port)),
+      Err(_) => {
+        return Err(Error::Listen(format!(
+          "invalid host {host:?}: expected an IP address"
+        )))
+      }
+    };
+    let std_listener = bind(addr).map_err(|e| Error::Listen(describe_bind_error(&e, addr)))?;
+    let bound = std_listener
+      .local_addr()
+      .map_err(|e| Error::Listen(e.to_string()))?
+      .port();
+    let _guard = self.runtime.enter();
+    let listener = TcpListener::from_std(std_listener).map_err(|e| Error::Listen(e.to_string()))?;
+    let (tx, rx) = oneshot::channel();
+    *lock(&self.stop_accept) = Some(tx);
+    self.listening.store(true, Ordering::Release);
+    let shared = self.shared.clone();
+    let _ = self.shared.phase.send(Phase::Running);
+    self.runtime.spawn(accept_loop(listener, shared, rx));
+    Ok(bound)
+  }
+
+  /// Stops accepting. Open connections stay. `false` if nothing was listening.
+  pub fn close(&self) -> bool {
+    let was = self.listening.swap(false, Ordering::AcqRel);
+    if let Some(tx) = lock(&self.stop_accept).take() {
+      let _ = tx.send(());
+    }
+    was
+  }
+
+  /// Asks every connection to close once its current response is done.
+  pub fn close_idle(&self) {
+    let _ = self.shared.phase.send(Phase::Graceful);
+  }
+
+  /// Drops every connection now.
+  pub fn force_close(&self) {
+    let conns: Vec<_> = lock(&self.shared.conns).values().cloned().collect();
+    for c in conns {
+      c.kill(None);
+    }
+  }
+
+  pub fn connections(&self) -> usize {
+    lock(&self.shared.conns).len()
+  }
+}
+
+impl Drop for Server {
+  fn drop(&mut self) {
+    self.close();
+    self.force_close();
+  }
+}
+
+fn bind(addr: SocketAddr) -> io::Result<StdListener> {
+  let domain = socket2::Domain::for_address(addr);
+  let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+  socket.set_reuse_address(true)?;
+  if addr.is_ipv6() {
+    let _ = socket.set_only_v6(false);
+  }
+  socket.bind(&addr.into())?;
+  socket.listen(4096)?;
+  socket.set_nonblocking(true)?;
+  Ok(socket.into())
+}
+
+fn describe_bind_error(e: &io::Error, addr: SocketAddr) -> String {
+  let code = match e.kind() {
+    io::ErrorKind::AddrInUse => "EADDRINUSE",
+    io::ErrorKind::PermissionDenied => "EACCES",
+    io::ErrorKind::AddrNotAvailable => "EADDRNOTAVAIL",
+    _ => "EINVAL",
+  };
+  format!("{code}: cannot listen on {addr}: {e}")
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
+  loop {
+    tokio::select! {
+      _ = &mut stop => break,
+      res = listener.accept() => match res {
+        Ok((stream, remote)) => {
+          tokio::spawn(serve_connection(stream, remote, shared.clone()));
+        }
+        // Out of file descriptors and similar: back off instead of spinning.
+        Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+      },
+    }
+  }
+}
+
+fn tune_socket(stream: &TcpStream, cfg: &Config) {
+  let _ = stream.set_nodelay(true);
+  let sock = socket2::SockRef::from(stream);
+  if let Some(timeout) = cfg.write_timeout {
+    let idle = timeout.max(Duration::from_secs(1));
+    let ka = socket2::TcpKeepalive::new()
+      .with_time(idle)
+      .with_interval(Duration::from_secs(1).max(idle / 4));
+    let _ = sock.set_tcp_keepalive(&ka);
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let _ = sock.set_tcp_user_timeout(Some(timeout));
+  }
+}
+
+async fn serve_connection(stream: TcpStream, remote: SocketAddr, shared: Arc<Shared>) {
+  tune_socket(&stream, &shared.cfg);
+  let ctl = ConnCtl::new();
+  let conn_id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+  lock(&shared.conns).insert(conn_id, ctl.clone());
+  let io = TokioIo::new(TimedIo::new(stream, ctl.clone(), shared.cfg.write_timeout));
+  let svc_shared = shared.clone();
+  let svc_ctl = ctl.clone();
+  let service = service_fn(move |req| handle(req, svc_shared.clone(), svc_ctl.clone(), remote));
+  let mut builder = hyper::server::conn::http1::Builder::new();
+  builder
+    .keep_alive(true)
+    .half_close(false)
+    .max_header_size(shared.cfg.max_header_size.max(1024))
+    .max_buf_size(shared.cfg.max_header_size.max(8192));
+  let conn = builder.serve_connection(io, service);
+  tokio::pin!(conn);
+  let mut phase = shared.phase.subscribe();
+  let mut graceful = *phase.borrow() == Phase::Graceful;
+  if graceful {
+    conn.as_mut().graceful_shutdown();
+  }
+  loop {
+    tokio::select! {
+      _ = conn.as_mut() => break,
+      _ = ctl.killed() => break,
+      changed = phase.changed(), if !graceful => {
+        if changed.is_err() || *phase.borrow() == Phase::Graceful {
+          graceful = true;
+          conn.as_mut().graceful_shutdown();
+        }
+      }
+    }
+  }
+  lock(&shared.conns).remove(&conn_id);
+}
+
+fn simple(status: StatusCode, close: bool) -> Response<ResBody> {
+  let mut res = Response::new(ResBody::empty());
+  *res.status_mut() = status;
+  if close {
+    res
+      .headers_mut()
+      .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+  }
+  res
+}
+
+/// Reads the request body up to `limit` bytes. `Ok(None)` when it is over the limit.
+async fn read_body(mut body: Incoming, limit: u64) -> Result<Option<Bytes>, hyper::Error> {
+  let mut buf = BytesMut::new();
+  while let Some(frame) = body.frame().await {
+    if let Ok(data) = frame?.into_data() {
+      if (buf.len() + data.len()) as u64 > limit {
+        return Ok(None);
+      }
+      if buf.is_empty() && body.is_end_stream() {
+        return Ok(Some(data));
+      }
+      buf.extend_from_slice(&data);
+    }
+  }
+  Ok(Some(buf.freeze()))
+}
+
+async fn handle(
+  req: Request<Incoming>,
+  shared: Arc<Shared>,
+  conn: Arc<ConnCtl>,
+  remote: SocketAddr,
+) -> Result<Response<ResBody>, io::Error> {
+  let (parts, body) = req.into_parts();
+  let (route, limit, params) = {
+    let routes = shared
+      .routes
+      .read()
+      .unwrap_or_else(|e| e.into_inner())
+      .clone();
+    match routes.find(parts.method.as_str(), parts.uri.path()) {
+      Some(found) => {
+        let limit = if found.route.max_body_length > 0 {
+          found.route.max_body_length
+        } else {
+          shared.cfg.max_body_length
+        };
+        let params = if found.params.is_empty() {
+          None
+        } else {
+          Some(found.params.iter().map(|s| s.to_string()).collect())
+        };
+        (found.route.id, limit, params)
+      }
+      None => (-1, shared.cfg.max_body_length, None),
+    }
+  };
+
+  let declared = parts
+    .headers
+    .get(http::header::CONTENT_LENGTH)
+    .and_then(|v| v.to_str().ok())
+    .and_then(|v| v.trim().parse::<u64>().ok());
+  let body = if declared.is_some_and(|n| n > limit) {
+    None
+  } else if declared == Some(0) || body.is_end_stream() {
+    Some(Bytes::new())
+  } else {
+    match read_body(body, limit).await {
+      Ok(b) => b,
+      // The client left or sent a broken body: nobody to answer.
+      Err(e) => return Err(io::Error::other(e)),
+    }
+  };
+  let Some(body) = body else {
+    if shared.cfg.fast_abort {
+      return Err(io::Error::other("request body over the limit"));
+    }
+    return Ok(simple(StatusCode::PAYLOAD_TOO_LARGE, true));
+  };
+
+  let id = next_id();
+  let method = parts.method.as_str().to_string();
+  let url = parts.uri.path_and_query().map_or_else(
+    || parts.uri.path().to_string(),
+    |pq| pq.as_str().to_string(),
+  );
+  let (tx, rx) = oneshot::channel();
+  shared.registry.insert(
+    id,
+    Entry {
+      parts,
+      body,
+      remote,
+      conn: conn.clone(),
+      responder: Some(tx),
+      stream: None,
+      js_done: false,
+      reported: false,
+    },
+  );
+  let mut guard = PendingGuard {
+    id,
+    registry: shared.registry.clone(),
+    conn,
+    armed: true,
+  };
+  if !shared.registry.events().dispatch(Dispatch {
+    id,
+    route,
+    method,
+    url,
+    params,
+  }) {
+    guard.armed = false;
+    shared.registry.remove(id);
+    return Ok(simple(StatusCode::SERVICE_UNAVAILABLE, true));
+  }
+  let res = rx.await;
+  guard.armed = false;
+  match res {
+    Ok(res) => Ok(res),
+    // JS released the request without answering it.
+    Err(_) => Ok(simple(StatusCode::INTERNAL_SERVER_ERROR, true)),
+  }
+}
+
+/// A response head as JS describes it.
+pub struct Head<'a> {
+  pub status: u16,
+  pub reason: Option<&'a str>,
+  /// Flat `[name, value, name, value, ...]`.
+  pub headers: &'a [String],
+}
+
+fn build_head(head: &Head<'_>, body: ResBody) -> Result<Response<ResBody>, Error> {
+  let status = StatusCode::from_u16(head.status)
+    .map_err(|_| Error::InvalidArg(format!("invalid status code {}", head.status)))?;
+  let mut res = Response::new(body);
+  *res.status_mut() = status;
+  if let Some(reason) = head.reason {
+    if !reason.is_empty() && Some(reason) != status.canonical_reason() {
+      let phrase = hyper::ext::ReasonPhrase::try_from(reason.as_bytes().to_vec())
+        .map_err(|_| Error::InvalidArg(format!("invalid status message {reason:?}")))?;
+      res.extensions_mut().insert(phrase);
+    }
+  } else if status.canonical_reason().is_none() {
+    // Never "undefined": an unknown code gets a generic reason.
+    res
+      .extensions_mut()
+      .insert(hyper::ext::ReasonPhrase::from_static(b"Unknown"));
+  }
+  if head.headers.len() % 2 != 0 {
+    return Err(Error::InvalidArg(
+      "headers must be [name, value] pairs".into(),
+    ));
+  }
+  let map = res.headers_mut();
+  for pair in head.headers.chunks_exact(2) {
+    let name = HeaderName::from_bytes(pair[0].as_bytes())
+      .map_err(|_| Error::InvalidArg(format!("invalid header name {:?}", pair[0])))?;
+    let value = HeaderValue::from_str(&pair[1])
+      .map_err(|_| Error::InvalidArg(format!("invalid value for header {:?}", pair[0])))?;
+    map.append(name, value);
+  }
+  Ok(res)
+}
+
+/// What a response call did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+  Done,
+  /// The request is gone, or its response was already started/ended.
+  Gone,
+}
+
+impl Shared {
+  /// Sends a complete response.
+  ///
+  /// # Errors
+  /// [`Error::InvalidArg`] for an invalid status or header (nothing is sent then).
+  pub fn respond(&self, id: u64, head: &Head<'_>, body: Option<Bytes>) -> Result<Outcome, Error> {
+    let res = build_head(head, ResBody::Full(body.filter(|b| !b.is_empty())))?;
+    let tx = self.registry.with(id, |e| {
+      if e.js_done || e.reported {
+        return None;
+      }
+      e.js_done = true;
+      e.responder.take()
+    });
+    match tx.flatten() {
+      Some(tx) => {
+        let _ = tx.send(res);
+        Ok(Outcome::Done)
+      }
+      None => Ok(Outcome::Gone),
+    }
+  }
+
+  /// Starts a streamed response; later writes go to the returned stream.
+  ///
+  /// # Errors
+  /// [`Error::InvalidArg`] for an invalid status or header.
+  pub fn start_stream(&self, id: u64, head: &Head<'_>, sse: bool) -> Result<Outcome, Error> {
+    let limits = StreamLimits {
+      high_water_mark: self.cfg.high_water_mark,
+      max_queued: self.cfg.max_queued_bytes,
+      heartbeat: self.cfg.sse_heartbeat,
+    };
+    // Validate the head before touching the entry, so a bad header sends nothing.
+    build_head(head, ResBody::empty())?;
+    let started = self.registry.with(id, |e| {
+      if e.js_done || e.reported || e.stream.is_some() {
+        return None;
+      }
+      let tx = e.responder.take()?;
+      let stream = Stream::new(id, e.conn.clone(), limits);
+      e.stream = Some(stream.clone());
+      Some((tx, stream))
+    });
+    let Some((tx, stream)) = started.flatten() else {
+      return Ok(Outcome::Gone);
+    };
+    let registry: Arc<Registry> = self.registry.clone();
+    let body = StreamBody::new(stream, registry, sse);
+    let res = build_head(head, ResBody::Stream(body))?;
+    // If the service is gone, the response (and its body) is dropped here and the body reports
+    // the end: exactly-once is kept by the registry.
+    let _ = tx.send(res);
+    Ok(Outcome::Done)
+  }
+
+  /// The stream of a started, still-open streamed response.
+  pub fn stream(&self, id: u64) -> Option<Arc<Stream>> {
+    self
+      .registry
+      .with(id, |e| if e.js_done { None } else { e.stream.clone() })
+      .flatten()
+  }
+
+  /// Ends a streamed response after its queued data.
+  pub fn finish(&self, id: u64, last: Option<&[u8]>) -> Outcome {
+    let stream = self
+      .registry
+      .with(id, |e| {
+        if e.js_done || e.reported {
+          return None;
+        }
+        e.js_done = true;
+        e.stream.clone()
+      })
+      .flatten();
+    match stream {
+      Some(s) if s.finish(last) => Outcome::Done,
+      _ => Outcome::Gone,
+    }
+  }
+
+  /// Drops the request's connection now (no response, or a cut stream). No event is reported.
+  pub fn close(&self, id: u64) -> Outcome {
+    let conn = self.registry.with(id, |e| {
+      if e.js_done || e.reported {
+        return None;
+      }
+      e.js_done = true;
+      e.responder = None;
+      Some(e.conn.clone())
+    });
+    match conn.flatten() {
+      Some(c) => {
+        c.kill(None);
+        Outcome::Done
+      }
+      None => Outcome::Gone,
+    }
+  }
+
+  /// Marks a stream as ended by the server (channel close): like [`finish`](Self::finish).
+  pub fn end_stream_by_server(&self, stream: &Stream) -> bool {
+    self.finish(stream.id, None) == Outcome::Done
+  }
+}
+
+/// The socket, with a write deadline: a write that makes no progress for `timeout` fails with
+/// `TimedOut` and records [`EndReason::Timeout`] on the connection. A kernel `ETIMEDOUT`
+/// (TCP_USER_TIMEOUT, keepalive) is recorded the same way.
+pub struct TimedIo {
+  inner: TcpStream,
+  ctl: Arc<ConnCtl>,
+  timeout: Option<Duration>,
+  stall: Option<Pin<Box<Sleep>>>,
+}
+
+impl TimedIo {
+  fn new(inner: TcpStream, ctl: Arc<ConnCtl>, timeout: Option<Duration>) -> TimedIo {
+    TimedIo {
+      inner,
+      ctl,
+      timeout,
+      stall: None,
+    }
+  }
+
+  fn note<T>(&self, res: &io::Result<T>) {
+    if let Err(e) = res {
+      if e.kind() == io::ErrorKind::TimedOut {
+        self.ctl.set_reason(EndReason::Timeout);
+      }
+    }
+  }
+
+  fn on_pending<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+    let Some(timeout) = self.timeout else {
+      return Poll::Pending;
+    };
+    let stall = self
+      .stall
+      .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+    if stall.as_mut().poll(cx).is_ready() {
+      self.ctl.set_reason(EndReason::Timeout);
+      return Poll::Ready(Err(io::Error::new(
+        io::ErrorKind::TimedOut,
+        "write timed out",
+      )));
+    }
+    Poll::Pending
+  }
+}
+
+use std::future::Future;
+
+impl AsyncRead for TimedIo {
+  fn poll_read(
+    mut self: Pin<&mut Self>,
+    cx: &mut Context<'_>,
+    buf: &mut ReadBuf<'_>,
+  ) -> Poll<io::Result<()>> {
+    let res = Pin::new(&mut self.inner).poll_read(cx, buf);
+    if let Poll::Ready(r) = &res {
+      self.note(r);
+    }
+    res
+  }
+}
+
+impl AsyncWrite for TimedIo {
+  fn poll_write(
+    mut self: Pin<&mut Self>,
+    cx: &mut Context<'_>,
+    buf: &[u8],
+  ) -> Poll<io::Result<usize>> {
+    match Pin::new(&mut self.inner).poll_write(cx, buf) {
+      Poll::Ready(r) => {
+        self.stall = None;
+        self.note(&r);
+        Poll::Ready(r)
+      }
+      Poll::Pending => self.on_pending(cx),
+    }
+  }
+
+  fn poll_write_vectored(
+    mut self: Pin<&mut Self>,
+    cx: &mut Context<'_>,
+    bufs: &[io::IoSlice<'_>],
+  ) -> Poll<io::Result<usize>> {
+    match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
+      Poll::Ready(r) => {
+        self.stall = None;
+        self.note(&r);
+        Poll::Ready(r)
+      }
+      Poll::Pending => self.on_pending(cx),
+    }
+  }
+
+  fn is_write_vectored(&self) -> bool {
+    self.inner.is_write_vectored()
+  }
+
+  fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    Pin::new(&mut self.inner).poll_flush(cx)
+  }
+
+  fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    Pin::new(&mut self.inner).poll_shutdown(cx)
+  }
+}
