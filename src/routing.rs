@@ -1,9 +1,13 @@
 //! The route table: method + path → route id and raw parameter values.
 //!
-//! Owns the translation of Hyper-Express patterns (`/users/:id`, `/files/*`) into `matchit` routes
-//! and the lookup rules: exact, case-sensitive segments; static beats parameter beats wildcard; a
-//! method route beats an `ANY` route; no implicit HEAD → GET. It does not know about middlewares or
-//! handlers: the JS layer maps the route id to those.
+//! Owns the Hyper-Express (uWebSockets) matching rules: exact, case-sensitive segments; a `:name`
+//! segment matches one non-empty segment; a trailing `*` matches one or more remaining segments;
+//! static beats parameter beats wildcard at every segment, whatever the registration order (with
+//! backtracking); a method route beats an `ANY` route; no implicit HEAD → GET. It does not know
+//! about middlewares or handlers: the JS layer maps the route id to those.
+//!
+//! A small segment trie rather than `matchit`: matchit refuses a parameter and a catch-all at the
+//! same position (`/p/:id` beside `/p/*`), which Hyper-Express apps rely on.
 
 use std::collections::HashMap;
 
@@ -27,74 +31,129 @@ pub struct RouteInfo {
   pub max_body_length: u64,
 }
 
-/// Compiled routes, one `matchit` tree per method plus one for `ANY`.
 #[derive(Default)]
-pub struct RouteTable {
-  by_method: HashMap<String, matchit::Router<RouteInfo>>,
-  any: matchit::Router<RouteInfo>,
+struct Node {
+  statics: HashMap<String, Node>,
+  param: Option<Box<Node>>,
+  wildcard: Option<RouteInfo>,
+  route: Option<RouteInfo>,
 }
 
-/// A successful lookup: the route and its parameter values in pattern order (raw, not decoded).
+enum Seg<'a> {
+  Static(&'a str),
+  Param,
+  Wildcard,
+}
+
+fn parse(pattern: &str) -> Result<Vec<Seg<'_>>, String> {
+  let body = pattern
+    .strip_prefix('/')
+    .ok_or_else(|| format!("route pattern must start with '/': {pattern:?}"))?;
+  let parts: Vec<&str> = body.split('/').collect();
+  let last = parts.len() - 1;
+  parts
+    .iter()
+    .enumerate()
+    .map(|(i, p)| match *p {
+      "*" if i == last => Ok(Seg::Wildcard),
+      "*" => Err(format!(
+        "a '*' wildcard must be the last segment: {pattern:?}"
+      )),
+      p if p.len() > 1 && p.starts_with(':') => Ok(Seg::Param),
+      p => Ok(Seg::Static(p)),
+    })
+    .collect()
+}
+
+impl Node {
+  fn insert(&mut self, segs: &[Seg<'_>], info: RouteInfo) -> Result<(), ()> {
+    let Some((first, rest)) = segs.split_first() else {
+      return match self.route {
+        Some(_) => Err(()),
+        None => {
+          self.route = Some(info);
+          Ok(())
+        }
+      };
+    };
+    match first {
+      Seg::Static(s) => self
+        .statics
+        .entry((*s).to_string())
+        .or_default()
+        .insert(rest, info),
+      Seg::Param => self
+        .param
+        .get_or_insert_with(Box::default)
+        .insert(rest, info),
+      Seg::Wildcard => match self.wildcard {
+        Some(_) => Err(()),
+        None => {
+          self.wildcard = Some(info);
+          Ok(())
+        }
+      },
+    }
+  }
+
+  /// Matches `path[pos..]` (the remaining segments; `pos` is just after a `/`).
+  fn find<'p>(&self, path: &'p str, pos: usize, params: &mut Vec<&'p str>) -> Option<RouteInfo> {
+    if pos > path.len() {
+      return self.route;
+    }
+    let rest = &path[pos..];
+    let (seg, next) = match rest.find('/') {
+      Some(i) => (&rest[..i], pos + i + 1),
+      None => (rest, path.len() + 1),
+    };
+    if let Some(child) = self.statics.get(seg) {
+      if let Some(found) = child.find(path, next, params) {
+        return Some(found);
+      }
+    }
+    if let Some(child) = self.param.as_deref().filter(|_| !seg.is_empty()) {
+      params.push(seg);
+      if let Some(found) = child.find(path, next, params) {
+        return Some(found);
+      }
+      params.pop();
+    }
+    if let Some(info) = self.wildcard {
+      params.push(rest);
+      return Some(info);
+    }
+    None
+  }
+}
+
+/// Compiled routes, one trie per method plus one for `ANY`.
+#[derive(Default)]
+pub struct RouteTable {
+  by_method: HashMap<String, Node>,
+  any: Node,
+}
+
+/// A successful lookup: the route and its parameter values in pattern order (raw, not decoded;
+/// a wildcard's value comes last).
 pub struct Found<'p> {
   pub route: RouteInfo,
   pub params: Vec<&'p str>,
-}
-
-/// Converts a Hyper-Express pattern into matchit syntax. Parameters get positional names
-/// (`p0`, `p1`, ...) so routes sharing a prefix never conflict over parameter names; the JS layer
-/// keeps the real names and receives the values in order.
-///
-/// # Errors
-/// A message when the pattern cannot be expressed (e.g. `*` not at the end).
-pub fn to_matchit(pattern: &str) -> Result<String, String> {
-  let pattern = if pattern.starts_with('*') {
-    format!("/{pattern}")
-  } else {
-    pattern.to_string()
-  };
-  if !pattern.starts_with('/') {
-    return Err(format!("route pattern must start with '/': {pattern:?}"));
-  }
-  let segments: Vec<&str> = pattern.split('/').collect();
-  let mut out = String::with_capacity(pattern.len() + 8);
-  let mut n = 0;
-  for (i, seg) in segments.iter().enumerate() {
-    if i > 0 {
-      out.push('/');
-    }
-    if seg.len() > 1 && seg.starts_with(':') {
-      out.push_str(&format!("{{p{n}}}"));
-      n += 1;
-    } else if *seg == "*" {
-      if i != segments.len() - 1 {
-        return Err(format!(
-          "a '*' wildcard must be the last segment: {pattern:?}"
-        ));
-      }
-      out.push_str(&format!("{{*p{n}}}"));
-      n += 1;
-    } else {
-      for c in seg.chars() {
-        match c {
-          '{' => out.push_str("{{"),
-          '}' => out.push_str("}}"),
-          _ => out.push(c),
-        }
-      }
-    }
-  }
-  Ok(out)
 }
 
 impl RouteTable {
   /// Builds the table.
   ///
   /// # Errors
-  /// A message naming the pattern that could not be compiled or conflicts with another.
+  /// A message naming the pattern that is invalid or registered twice for one method.
   pub fn build(routes: &[RouteSpec]) -> Result<RouteTable, String> {
     let mut table = RouteTable::default();
     for r in routes {
-      let path = to_matchit(&r.pattern)?;
+      let pattern = if r.pattern.starts_with('*') {
+        format!("/{}", r.pattern)
+      } else {
+        r.pattern.clone()
+      };
+      let segs = parse(&pattern)?;
       let info = RouteInfo {
         id: r.id,
         max_body_length: r.max_body_length,
@@ -105,30 +164,27 @@ impl RouteTable {
       } else {
         table.by_method.entry(method).or_default()
       };
-      // `/files/*` also matches `/files/` (empty wildcard), unless that path has its own route.
-      let bare = path
-        .rfind("/{*")
-        .filter(|_| path.ends_with('}'))
-        .map(|i| path[..=i].to_string());
-      tree
-        .insert(path, info)
-        .map_err(|e| format!("cannot register route {} {:?}: {e}", r.method, r.pattern))?;
-      if let Some(bare) = bare {
-        let _ = tree.insert(bare, info);
-      }
+      tree.insert(&segs, info).map_err(|()| {
+        format!(
+          "duplicate routes are not allowed: {} {:?}",
+          r.method, r.pattern
+        )
+      })?;
     }
     Ok(table)
   }
 
   /// Finds the route for `method` and raw `path` (no query string).
   pub fn find<'p>(&self, method: &str, path: &'p str) -> Option<Found<'p>> {
-    let hit = self
-      .by_method
-      .get(method)
-      .and_then(|t| t.at(path).ok())
-      .or_else(|| self.any.at(path).ok())?;
-    let route = *hit.value;
-    let params = hit.params.iter().map(|(_, v)| v).collect();
+    let start = usize::from(path.starts_with('/'));
+    let mut params = Vec::new();
+    if let Some(tree) = self.by_method.get(method) {
+      if let Some(route) = tree.find(path, start, &mut params) {
+        return Some(Found { route, params });
+      }
+      params.clear();
+    }
+    let route = self.any.find(path, start, &mut params)?;
     Some(Found { route, params })
   }
 }
@@ -152,14 +208,11 @@ mod tests {
   }
 
   #[test]
-  fn converts_patterns() {
-    assert_eq!(to_matchit("/users/:id").unwrap(), "/users/{p0}");
-    assert_eq!(to_matchit("/a/:x/b/:y").unwrap(), "/a/{p0}/b/{p1}");
-    assert_eq!(to_matchit("/files/*").unwrap(), "/files/{*p0}");
-    assert_eq!(to_matchit("*").unwrap(), "/{*p0}");
-    assert_eq!(to_matchit("/x{y}").unwrap(), "/x{{y}}");
-    assert!(to_matchit("/a/*/b").is_err());
-    assert!(to_matchit("nope").is_err());
+  fn invalid_and_duplicate_patterns_are_refused() {
+    assert!(RouteTable::build(&[spec(0, "GET", "/a/*/b")]).is_err());
+    assert!(RouteTable::build(&[spec(0, "GET", "nope")]).is_err());
+    assert!(RouteTable::build(&[spec(0, "GET", "/a/:x"), spec(1, "GET", "/a/:y")]).is_err());
+    assert!(RouteTable::build(&[spec(0, "GET", "/a"), spec(1, "POST", "/a")]).is_ok());
   }
 
   #[test]
@@ -219,9 +272,58 @@ mod tests {
 
   #[test]
   fn catch_all_root() {
+    let t = RouteTable::build(&[
+      spec(0, "ANY", "/*"),
+      spec(1, "GET", "/f/*"),
+      spec(2, "ANY", "*"),
+    ]);
+    assert!(t.is_err(), "'*' is '/*'");
     let t = RouteTable::build(&[spec(0, "ANY", "/*"), spec(1, "GET", "/f/*")]).unwrap();
     assert_eq!(find(&t, "GET", "/x/y").map(|f| f.0), Some(0));
     assert_eq!(find(&t, "GET", "/").map(|f| f.0), Some(0));
     assert_eq!(find(&t, "GET", "/f/").map(|f| f.0), Some(1));
+    assert_eq!(find(&t, "GET", "/f").map(|f| f.0), Some(0));
+  }
+}
+
+#[cfg(test)]
+mod more_tests {
+  use super::*;
+
+  #[test]
+  fn backtracks_from_a_static_dead_end_to_a_param() {
+    let t = RouteTable::build(&[
+      RouteSpec {
+        id: 0,
+        method: "GET".into(),
+        pattern: "/a/b/c".into(),
+        max_body_length: 0,
+      },
+      RouteSpec {
+        id: 1,
+        method: "GET".into(),
+        pattern: "/a/:x/d".into(),
+        max_body_length: 0,
+      },
+      RouteSpec {
+        id: 2,
+        method: "GET".into(),
+        pattern: "/".into(),
+        max_body_length: 0,
+      },
+      RouteSpec {
+        id: 3,
+        method: "GET".into(),
+        pattern: "/t/".into(),
+        max_body_length: 0,
+      },
+    ])
+    .unwrap();
+    let f = t.find("GET", "/a/b/d").unwrap();
+    assert_eq!((f.route.id, f.params), (1, vec!["b"]));
+    assert_eq!(t.find("GET", "/").map(|f| f.route.id), Some(2));
+    assert_eq!(t.find("GET", "/t/").map(|f| f.route.id), Some(3));
+    assert!(t.find("GET", "/t").is_none());
+    assert!(t.find("GET", "/a/b").is_none());
   }
 }

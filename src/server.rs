@@ -439,7 +439,7 @@ fn build_head(head: &Head<'_>, body: ResBody) -> Result<Response<ResBody>, Error
       .extensions_mut()
       .insert(hyper::ext::ReasonPhrase::from_static(b"Unknown"));
   }
-  if head.headers.len() % 2 != 0 {
+  if !head.headers.len().is_multiple_of(2) {
     return Err(Error::InvalidArg(
       "headers must be [name, value] pairs".into(),
     ));
