@@ -173,7 +173,15 @@ impl NativeServer {
         on_event,
       }),
     )?;
+    crate::response::defer_on_this_thread();
     Ok(NativeServer { server })
+  }
+
+  /// Hands over the responses and wake-ups queued by calls from this thread (call once per
+  /// event-loop turn after writing, e.g. from `setImmediate`). Returns how many ran.
+  #[napi(catch_unwind)]
+  pub fn flush(&self) -> u32 {
+    crate::response::flush_deferred() as u32
   }
 
   /// Replaces the route table.

@@ -47,6 +47,65 @@ impl EndReason {
   }
 }
 
+/// Cross-thread work produced by a call from JS. Waking a tokio task from the JS thread costs a
+/// syscall when the worker sleeps; the JS thread therefore defers wake-ups and hands them over in
+/// one batch (`flush`, once per event-loop turn), so a burst of responses or SSE writes wakes the
+/// runtime once.
+pub enum Deferred {
+  Wake(Waker),
+  Respond(
+    tokio::sync::oneshot::Sender<http::Response<ResBody>>,
+    http::Response<ResBody>,
+  ),
+}
+
+thread_local! {
+  static DEFERS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+  static PENDING: std::cell::RefCell<Vec<Deferred>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Makes the current thread (the JS thread) defer its wake-ups until [`flush_deferred`].
+pub fn defer_on_this_thread() {
+  DEFERS.with(|d| d.set(true));
+}
+
+/// Runs `d` now, or queues it when this thread defers.
+pub fn run_or_defer(d: Deferred) {
+  if DEFERS.with(|c| c.get()) {
+    PENDING.with(|p| p.borrow_mut().push(d));
+  } else {
+    d.run();
+  }
+}
+
+/// Runs everything this thread deferred; returns how many items ran.
+pub fn flush_deferred() -> usize {
+  let items = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
+  let n = items.len();
+  for d in items {
+    d.run();
+  }
+  n
+}
+
+/// Items waiting for [`flush_deferred`] on this thread.
+pub fn deferred_len() -> usize {
+  PENDING.with(|p| p.borrow().len())
+}
+
+impl Deferred {
+  fn run(self) {
+    match self {
+      Deferred::Wake(w) => w.wake(),
+      Deferred::Respond(tx, res) => {
+        // A closed receiver means the client left: the response is dropped here and a streamed
+        // body reports the end itself.
+        let _ = tx.send(res);
+      }
+    }
+  }
+}
+
 /// Locks a mutex, ignoring poisoning: the data behind our locks stays consistent because no code
 /// path panics while holding them, and a poisoned lock must never take the server down.
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -189,7 +248,7 @@ impl Stream {
       drop(st);
       self.conn.kill(Some(EndReason::SlowClient));
       if let Some(w) = waker {
-        w.wake();
+        run_or_defer(Deferred::Wake(w));
       }
       return WriteResult::Gone;
     }
@@ -199,7 +258,7 @@ impl Stream {
     let waker = if before == 0 { st.waker.take() } else { None };
     drop(st);
     if let Some(w) = waker {
-      w.wake();
+      run_or_defer(Deferred::Wake(w));
     }
     WriteResult::Queued(queued)
   }
@@ -222,7 +281,7 @@ impl Stream {
     let waker = st.waker.take();
     drop(st);
     if let Some(w) = waker {
-      w.wake();
+      run_or_defer(Deferred::Wake(w));
     }
     true
   }

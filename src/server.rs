@@ -28,7 +28,9 @@ use tokio::time::Sleep;
 
 use crate::error::Error;
 use crate::request::{next_id, Dispatch, Entry, JsEvents, PendingGuard, Registry};
-use crate::response::{lock, ConnCtl, EndReason, ResBody, Stream, StreamBody, StreamLimits};
+use crate::response::{
+  lock, run_or_defer, ConnCtl, Deferred, EndReason, ResBody, Stream, StreamBody, StreamLimits,
+};
 use crate::routing::{RouteSpec, RouteTable};
 
 /// Server settings (see `docs/NATIVE.md` for the JS names and defaults).
@@ -479,7 +481,7 @@ impl Shared {
     });
     match tx.flatten() {
       Some(tx) => {
-        let _ = tx.send(res);
+        run_or_defer(Deferred::Respond(tx, res));
         Ok(Outcome::Done)
       }
       None => Ok(Outcome::Gone),
@@ -513,9 +515,9 @@ impl Shared {
     let registry: Arc<Registry> = self.registry.clone();
     let body = StreamBody::new(stream, registry, sse);
     let res = build_head(head, ResBody::Stream(body))?;
-    // If the service is gone, the response (and its body) is dropped here and the body reports
-    // the end: exactly-once is kept by the registry.
-    let _ = tx.send(res);
+    // If the service is gone, the response (and its body) is dropped when sent and the body
+    // reports the end: exactly-once is kept by the registry.
+    run_or_defer(Deferred::Respond(tx, res));
     Ok(Outcome::Done)
   }
 
