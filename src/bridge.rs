@@ -248,14 +248,7 @@ impl NativeServer {
       .server
       .shared
       .registry
-      .with(id_of(id), |e| {
-        let mut out = Vec::with_capacity(e.parts.headers.len() * 2);
-        for (name, value) in &e.parts.headers {
-          out.push(name.as_str().to_string());
-          out.push(String::from_utf8_lossy(value.as_bytes()).into_owned());
-        }
-        out
-      })
+      .with(id_of(id), |e| e.headers.to_vec())
       .unwrap_or_default()
   }
 

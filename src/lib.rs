@@ -9,6 +9,7 @@
 //! - `request`  in-flight requests by id, exactly-once end reporting
 //! - `response` response bodies, streamed-response queues, backpressure, heartbeats
 //! - `sse`      the pure SSE encoder
+//! - `sse_writer` serves an SSE stream on the raw socket (hyper's buffers released)
 //! - `channel`  fan-out channels with history and replay
 //! - `error`    the crate's error type
 //! - `bridge`   the napi classes and threadsafe functions (the only module that uses napi)
@@ -22,3 +23,10 @@ pub mod response;
 pub mod routing;
 pub mod server;
 pub mod sse;
+pub mod sse_writer;
+
+/// mimalloc keeps allocations of different sizes on separate pages and returns freed pages to the
+/// OS, so the buffers a connection frees when its SSE stream leaves hyper do not stay resident
+/// between the small objects of long-lived streams.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

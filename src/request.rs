@@ -11,11 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http::request::Parts;
-use http::Response;
+use http::HeaderMap;
 use tokio::sync::oneshot;
 
-use crate::response::{lock, ConnCtl, EndReason, Ender, ResBody, Stream};
+use crate::response::{lock, ConnCtl, EndReason, Ender, Reply, Stream};
 
 /// Ids are unique in the process (several servers share the counter), so JS can keep one map.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -41,16 +40,48 @@ pub struct Dispatch {
   pub params: Option<Vec<String>>,
 }
 
+/// Request headers in one allocation: `name\0value\0name\0value\0...`, names lowercase, wire
+/// order. Header names cannot contain NUL; a value with NUL is stored lossily (NUL → space).
+#[derive(Default)]
+pub struct HeaderBlob(Box<str>);
+
+impl HeaderBlob {
+  pub fn copy_from(map: &HeaderMap) -> HeaderBlob {
+    let mut s = String::with_capacity(map.len() * 32);
+    for (name, value) in map {
+      s.push_str(name.as_str());
+      s.push('\0');
+      for c in String::from_utf8_lossy(value.as_bytes()).chars() {
+        s.push(if c == '\0' { ' ' } else { c });
+      }
+      s.push('\0');
+    }
+    HeaderBlob(s.into_boxed_str())
+  }
+
+  /// Flat `[name, value, name, value, ...]`.
+  pub fn to_vec(&self) -> Vec<String> {
+    let mut parts: Vec<String> = self.0.split('\0').map(str::to_string).collect();
+    parts.pop();
+    parts
+  }
+}
+
 /// One in-flight request.
 pub struct Entry {
-  /// Method, URI and headers, read lazily by JS.
-  pub parts: Parts,
+  /// Request headers, copied out of hyper's read buffer (so that buffer can be reused), read
+  /// lazily by JS.
+  pub headers: HeaderBlob,
+  /// HTTP/1.1 (else 1.0): decides chunked framing of an SSE stream.
+  pub http11: bool,
+  /// The client asked to close the connection after this request.
+  pub req_close: bool,
   /// The complete request body (read before JS is called).
   pub body: Bytes,
   pub remote: SocketAddr,
   pub conn: Arc<ConnCtl>,
   /// Hands the response to the waiting hyper service; taken by the first response call.
-  pub responder: Option<oneshot::Sender<Response<ResBody>>>,
+  pub responder: Option<oneshot::Sender<Reply>>,
   /// The queue of a streamed response.
   pub stream: Option<Arc<Stream>>,
   /// JS completed or closed the response: no end event may be reported any more.
@@ -176,10 +207,26 @@ mod tests {
     }
   }
 
+  #[test]
+  fn header_blob_keeps_order_and_values() {
+    let mut map = HeaderMap::new();
+    map.append("x-multi", "1".parse().unwrap());
+    map.append("host", "a:1".parse().unwrap());
+    map.append("x-multi", "2".parse().unwrap());
+    map.append("x-empty", "".parse().unwrap());
+    let v = HeaderBlob::copy_from(&map).to_vec();
+    assert_eq!(
+      v,
+      ["x-multi", "1", "x-multi", "2", "host", "a:1", "x-empty", ""]
+    );
+    assert!(HeaderBlob::default().to_vec().is_empty());
+  }
+
   fn entry() -> Entry {
-    let (parts, _) = http::Request::new(()).into_parts();
     Entry {
-      parts,
+      headers: HeaderBlob::default(),
+      http11: true,
+      req_close: false,
       body: Bytes::new(),
       remote: "127.0.0.1:1".parse().unwrap(),
       conn: ConnCtl::new(),

@@ -4,7 +4,8 @@
 //! fed from JS through a shared queue ([`Stream`]). Writes from the JS thread are appended to the
 //! queue without a round trip and coalesced: hyper takes everything queued as one frame, so many
 //! small SSE events become one socket write. This module also owns the per-stream limits
-//! (high-water mark → drain, queue cap → eviction) and the heartbeat of idle SSE streams.
+//! (high-water mark → drain, queue cap → eviction). SSE streams are written by `sse_writer.rs`
+//! from the same [`Stream`] queue.
 //!
 //! The end of a streamed response is observed in exactly one place: [`StreamBody`]'s `Drop`. If the
 //! body is dropped before JS finished it, the client went away (or was evicted/timed out) and the
@@ -19,7 +20,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use tokio::sync::Notify;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 /// Why a response ended without JS finishing it. The numbers are the event codes JS receives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,10 +54,26 @@ impl EndReason {
 /// runtime once.
 pub enum Deferred {
   Wake(Waker),
-  Respond(
-    tokio::sync::oneshot::Sender<http::Response<ResBody>>,
-    http::Response<ResBody>,
-  ),
+  Respond(tokio::sync::oneshot::Sender<Reply>, Reply),
+}
+
+/// What JS answers a request with.
+pub enum Reply {
+  /// A response hyper writes (complete or streamed body).
+  Http(http::Response<ResBody>),
+  /// An SSE stream: the connection leaves hyper and is served by `sse_writer`.
+  Sse(Takeover),
+}
+
+/// An SSE response to be served on the raw socket.
+pub struct Takeover {
+  /// Status line and headers, encoded, ending with the blank line.
+  pub head: Vec<u8>,
+  pub stream: Arc<Stream>,
+  /// HTTP/1.1: chunked framing; HTTP/1.0: close-delimited body.
+  pub chunked: bool,
+  /// The connection may serve further requests after the stream ends.
+  pub keep_alive: bool,
 }
 
 thread_local! {
@@ -114,8 +131,12 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Control of one TCP connection, shared by its task, its IO and its responses.
 pub struct ConnCtl {
-  /// Wakes the connection task to drop the connection at once.
-  kill: Notify,
+  /// Set when the connection must be dropped at once; `kill_waker` wakes its task.
+  killed: std::sync::atomic::AtomicBool,
+  kill_waker: Mutex<Option<Waker>>,
+  /// An SSE response waiting to take the connection over from hyper.
+  takeover: Mutex<Option<Takeover>>,
+  take: Notify,
   /// Why the connection is being dropped (an [`EndReason`] as u8; 0 = unknown → client).
   reason: AtomicU8,
 }
@@ -123,7 +144,10 @@ pub struct ConnCtl {
 impl ConnCtl {
   pub fn new() -> Arc<ConnCtl> {
     Arc::new(ConnCtl {
-      kill: Notify::new(),
+      killed: std::sync::atomic::AtomicBool::new(false),
+      kill_waker: Mutex::new(None),
+      takeover: Mutex::new(None),
+      take: Notify::new(),
       reason: AtomicU8::new(0),
     })
   }
@@ -145,12 +169,48 @@ impl ConnCtl {
     if let Some(r) = reason {
       self.set_reason(r);
     }
-    self.kill.notify_one();
+    self.killed.store(true, Ordering::Release);
+    if let Some(w) = lock(&self.kill_waker).take() {
+      w.wake();
+    }
+  }
+
+  /// Ready once [`kill`](Self::kill) was called. Only the connection's own task polls this.
+  pub fn poll_killed(&self, cx: &mut Context<'_>) -> Poll<()> {
+    if self.killed.load(Ordering::Acquire) {
+      return Poll::Ready(());
+    }
+    *lock(&self.kill_waker) = Some(cx.waker().clone());
+    if self.killed.load(Ordering::Acquire) {
+      return Poll::Ready(());
+    }
+    Poll::Pending
   }
 
   /// Completes when [`kill`](Self::kill) was called.
   pub async fn killed(&self) {
-    self.kill.notified().await;
+    std::future::poll_fn(|cx| self.poll_killed(cx)).await;
+  }
+
+  /// Asks the connection task to leave hyper and serve `t` on the socket.
+  pub fn hand_over(&self, t: Takeover) {
+    *lock(&self.takeover) = Some(t);
+    self.take.notify_one();
+  }
+
+  /// An SSE response handed over but not yet taken.
+  pub fn take_pending(&self) -> Option<Takeover> {
+    lock(&self.takeover).take()
+  }
+
+  /// Completes with the SSE response handed over by [`hand_over`](Self::hand_over).
+  pub async fn taken(&self) -> Takeover {
+    loop {
+      if let Some(t) = lock(&self.takeover).take() {
+        return t;
+      }
+      self.take.notified().await;
+    }
   }
 }
 
@@ -169,6 +229,8 @@ pub struct StreamLimits {
   pub max_queued: usize,
   /// Heartbeat interval of SSE streams; `None` = off.
   pub heartbeat: Option<Duration>,
+  /// Write deadline of a stalled socket; `None` = off.
+  pub write_timeout: Option<Duration>,
 }
 
 struct StreamState {
@@ -296,57 +358,77 @@ impl Stream {
   pub fn queued(&self) -> usize {
     lock(&self.state).buf.len()
   }
+
+  /// Takes everything queued, or says the stream ended or is gone, or registers `cx`'s waker.
+  pub fn poll_take(&self, cx: &mut Context<'_>, ender: &dyn Ender) -> Poll<Take> {
+    let mut st = lock(&self.state);
+    if !st.buf.is_empty() {
+      let data = st.buf.split().freeze();
+      st.last_write = Instant::now();
+      let drained = std::mem::take(&mut st.want_drain);
+      drop(st);
+      if drained {
+        ender.drained(self.id);
+      }
+      return Poll::Ready(Take::Data(data));
+    }
+    if st.ended {
+      return Poll::Ready(Take::End);
+    }
+    if st.gone {
+      return Poll::Ready(Take::Gone);
+    }
+    st.waker = Some(cx.waker().clone());
+    Poll::Pending
+  }
+
+  /// When the last bytes went out.
+  pub fn last_write(&self) -> Instant {
+    lock(&self.state).last_write
+  }
+
+  /// Records that bytes (a heartbeat) went out now.
+  pub fn touch(&self) {
+    lock(&self.state).last_write = Instant::now();
+  }
+
+  /// Marks the stream gone (no more writes) and drops what is queued. Returns whether JS had
+  /// finished it (then its end is not an abort).
+  pub fn close_down(&self) -> bool {
+    let mut st = lock(&self.state);
+    st.gone = true;
+    st.waker = None;
+    st.buf = BytesMut::new();
+    st.ended
+  }
 }
 
-/// The hyper body of a streamed response.
+/// What [`Stream::poll_take`] yields.
+pub enum Take {
+  Data(Bytes),
+  /// JS finished the stream and everything was taken.
+  End,
+  /// The stream was evicted.
+  Gone,
+}
+
+/// The hyper body of a streamed (non-SSE) response.
 pub struct StreamBody {
   stream: Arc<Stream>,
   ender: Arc<dyn Ender>,
-  /// Created on the first poll (on a runtime thread); `None` while not yet polled or when off.
-  heartbeat: Option<Pin<Box<Sleep>>>,
-  sse: bool,
   /// The terminating chunk was produced: dropping the body now is a normal end.
   done: bool,
 }
 
 impl StreamBody {
-  pub fn new(stream: Arc<Stream>, ender: Arc<dyn Ender>, sse: bool) -> StreamBody {
+  pub fn new(stream: Arc<Stream>, ender: Arc<dyn Ender>) -> StreamBody {
     StreamBody {
       stream,
       ender,
-      heartbeat: None,
-      sse,
       done: false,
     }
   }
-
-  fn poll_heartbeat(&mut self, cx: &mut Context<'_>) -> Option<Bytes> {
-    if !self.sse {
-      return None;
-    }
-    let every = self.stream.limits.heartbeat?;
-    let sleep = self.heartbeat.get_or_insert_with(|| {
-      let last = lock(&self.stream.state).last_write;
-      Box::pin(tokio::time::sleep_until(last + every))
-    });
-    loop {
-      if sleep.as_mut().poll(cx).is_pending() {
-        return None;
-      }
-      let last = lock(&self.stream.state).last_write;
-      let due = last + every;
-      let now = Instant::now();
-      if now >= due {
-        sleep.as_mut().reset(now + every);
-        lock(&self.stream.state).last_write = now;
-        return Some(Bytes::from_static(crate::sse::HEARTBEAT));
-      }
-      sleep.as_mut().reset(due);
-    }
-  }
 }
-
-use std::future::Future;
 
 impl Body for StreamBody {
   type Data = Bytes;
@@ -360,31 +442,14 @@ impl Body for StreamBody {
     if this.done {
       return Poll::Ready(None);
     }
-    let mut st = lock(&this.stream.state);
-    if !st.buf.is_empty() {
-      let data = st.buf.split().freeze();
-      st.last_write = Instant::now();
-      let drained = std::mem::take(&mut st.want_drain);
-      drop(st);
-      if drained {
-        this.ender.drained(this.stream.id);
+    match this.stream.poll_take(cx, &*this.ender) {
+      Poll::Ready(Take::Data(data)) => Poll::Ready(Some(Ok(Frame::data(data)))),
+      Poll::Ready(Take::End) => {
+        this.done = true;
+        Poll::Ready(None)
       }
-      return Poll::Ready(Some(Ok(Frame::data(data))));
-    }
-    if st.ended {
-      drop(st);
-      this.done = true;
-      return Poll::Ready(None);
-    }
-    if st.gone {
-      drop(st);
-      return Poll::Ready(Some(Err(std::io::Error::other("stream evicted"))));
-    }
-    st.waker = Some(cx.waker().clone());
-    drop(st);
-    match this.poll_heartbeat(cx) {
-      Some(beat) => Poll::Ready(Some(Ok(Frame::data(beat)))),
-      None => Poll::Pending,
+      Poll::Ready(Take::Gone) => Poll::Ready(Some(Err(std::io::Error::other("stream evicted")))),
+      Poll::Pending => Poll::Pending,
     }
   }
 
@@ -399,12 +464,7 @@ impl Body for StreamBody {
 
 impl Drop for StreamBody {
   fn drop(&mut self) {
-    let mut st = lock(&self.stream.state);
-    st.gone = true;
-    st.waker = None;
-    st.buf = BytesMut::new();
-    let finished_by_js = st.ended;
-    drop(st);
+    let finished_by_js = self.stream.close_down();
     if !self.done && !finished_by_js {
       self.ender.ended(self.stream.id, self.stream.conn.reason());
     }
@@ -478,6 +538,7 @@ mod tests {
       high_water_mark: 8,
       max_queued: 32,
       heartbeat: None,
+      write_timeout: None,
     }
   }
 
@@ -498,7 +559,7 @@ mod tests {
   async fn writes_are_coalesced_into_one_frame() {
     let rec = Arc::new(Recorder::default());
     let s = Stream::new(1, ConnCtl::new(), limits());
-    let mut body = StreamBody::new(s.clone(), rec.clone(), false);
+    let mut body = StreamBody::new(s.clone(), rec.clone());
     assert!(poll(&mut body).is_pending());
     assert_eq!(s.write(b"ab"), WriteResult::Queued(2));
     assert_eq!(s.write(b"cd"), WriteResult::Queued(4));
@@ -518,7 +579,7 @@ mod tests {
   async fn high_water_mark_then_drain() {
     let rec = Arc::new(Recorder::default());
     let s = Stream::new(1, ConnCtl::new(), limits());
-    let mut body = StreamBody::new(s.clone(), rec.clone(), false);
+    let mut body = StreamBody::new(s.clone(), rec.clone());
     assert_eq!(s.write(b"0123456789"), WriteResult::Queued(10));
     assert_eq!(rec.drains.load(Ordering::SeqCst), 0);
     data(poll(&mut body));
@@ -531,7 +592,7 @@ mod tests {
     let rec = Arc::new(Recorder::default());
     let conn = ConnCtl::new();
     let s = Stream::new(7, conn.clone(), limits());
-    let body = StreamBody::new(s.clone(), rec.clone(), false);
+    let body = StreamBody::new(s.clone(), rec.clone());
     conn.set_reason(EndReason::Timeout);
     conn.set_reason(EndReason::SlowClient);
     drop(body);
@@ -545,36 +606,12 @@ mod tests {
     let rec = Arc::new(Recorder::default());
     let conn = ConnCtl::new();
     let s = Stream::new(3, conn.clone(), limits());
-    let body = StreamBody::new(s.clone(), rec.clone(), false);
+    let body = StreamBody::new(s.clone(), rec.clone());
     assert_eq!(s.write(&[b'x'; 30]), WriteResult::Queued(30));
     assert_eq!(s.write(&[b'x'; 3]), WriteResult::Gone);
     assert_eq!(s.queued(), 0, "evicted data is released");
     drop(body);
     assert_eq!(*lock(&rec.ended), vec![(3, EndReason::SlowClient)]);
-  }
-
-  #[tokio::test(start_paused = true)]
-  async fn idle_sse_streams_get_heartbeats() {
-    let rec = Arc::new(Recorder::default());
-    let lim = StreamLimits {
-      heartbeat: Some(Duration::from_secs(15)),
-      ..limits()
-    };
-    let s = Stream::new(1, ConnCtl::new(), lim);
-    let mut body = StreamBody::new(s.clone(), rec.clone(), true);
-    assert!(poll(&mut body).is_pending());
-    tokio::time::advance(Duration::from_secs(10)).await;
-    assert!(poll(&mut body).is_pending());
-    s.write(b"data: x\n\n");
-    assert_eq!(data(poll(&mut body)), b"data: x\n\n");
-    tokio::time::advance(Duration::from_secs(10)).await;
-    assert!(
-      poll(&mut body).is_pending(),
-      "a real write resets the heartbeat timer"
-    );
-    tokio::time::advance(Duration::from_secs(6)).await;
-    assert_eq!(data(poll(&mut body)), b":\n");
-    assert!(s.finish(None));
   }
 
   #[test]

@@ -29,7 +29,8 @@ use tokio::time::Sleep;
 use crate::error::Error;
 use crate::request::{next_id, Dispatch, Entry, JsEvents, PendingGuard, Registry};
 use crate::response::{
-  lock, run_or_defer, ConnCtl, Deferred, EndReason, ResBody, Stream, StreamBody, StreamLimits,
+  lock, run_or_defer, ConnCtl, Deferred, EndReason, Reply, ResBody, Stream, StreamBody,
+  StreamLimits, Takeover,
 };
 use crate::routing::{RouteSpec, RouteTable};
 
@@ -256,36 +257,66 @@ async fn serve_connection(stream: TcpStream, remote: SocketAddr, shared: Arc<Sha
   let ctl = ConnCtl::new();
   let conn_id = shared.next_conn.fetch_add(1, Ordering::Relaxed);
   lock(&shared.conns).insert(conn_id, ctl.clone());
-  let io = TokioIo::new(TimedIo::new(stream, ctl.clone(), shared.cfg.write_timeout));
-  let svc_shared = shared.clone();
-  let svc_ctl = ctl.clone();
-  let service = service_fn(move |req| handle(req, svc_shared.clone(), svc_ctl.clone(), remote));
-  let mut builder = hyper::server::conn::http1::Builder::new();
-  builder
-    .keep_alive(true)
-    .half_close(false)
-    .max_header_size(shared.cfg.max_header_size.max(1024))
-    .max_buf_size(shared.cfg.max_header_size.max(8192));
-  let conn = builder.serve_connection(io, service);
-  tokio::pin!(conn);
-  let mut phase = shared.phase.subscribe();
-  let mut graceful = *phase.borrow() == Phase::Graceful;
-  if graceful {
-    conn.as_mut().graceful_shutdown();
-  }
-  loop {
-    tokio::select! {
-      _ = conn.as_mut() => break,
-      _ = ctl.killed() => break,
-      changed = phase.changed(), if !graceful => {
-        if changed.is_err() || *phase.borrow() == Phase::Graceful {
-          graceful = true;
-          conn.as_mut().graceful_shutdown();
+  serve_http(Arc::new(stream), remote, shared, ctl, conn_id).await
+}
+
+/// One connection while hyper serves it. When a request becomes an SSE stream, hyper (and its
+/// buffers) is dropped and the stream continues in its own small task
+/// ([`crate::sse_writer::serve_connection`]).
+pub(crate) fn serve_http(
+  sock: Arc<TcpStream>,
+  remote: SocketAddr,
+  shared: Arc<Shared>,
+  ctl: Arc<ConnCtl>,
+  conn_id: u64,
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+  Box::pin(async move {
+    let takeover = {
+      let io = TokioIo::new(TimedIo::new(
+        sock.clone(),
+        ctl.clone(),
+        shared.cfg.write_timeout,
+      ));
+      let svc_shared = shared.clone();
+      let svc_ctl = ctl.clone();
+      let service = service_fn(move |req| handle(req, svc_shared.clone(), svc_ctl.clone(), remote));
+      let mut builder = hyper::server::conn::http1::Builder::new();
+      builder
+        .keep_alive(true)
+        .half_close(false)
+        .max_header_size(shared.cfg.max_header_size.max(1024))
+        .max_buf_size(shared.cfg.max_header_size.max(8192));
+      let conn = builder.serve_connection(io, service);
+      tokio::pin!(conn);
+      let mut phase = shared.phase.subscribe();
+      let mut graceful = *phase.borrow() == Phase::Graceful;
+      if graceful {
+        conn.as_mut().graceful_shutdown();
+      }
+      loop {
+        tokio::select! {
+          _ = conn.as_mut() => break ctl.take_pending(),
+          _ = ctl.killed() => break None,
+          t = ctl.taken() => break Some(t),
+          changed = phase.changed(), if !graceful => {
+            if changed.is_err() || *phase.borrow() == Phase::Graceful {
+              graceful = true;
+              conn.as_mut().graceful_shutdown();
+            }
+          }
         }
       }
+    };
+    match takeover {
+      Some(t) => {
+        let fut = crate::sse_writer::serve_connection(sock, remote, shared, ctl, conn_id, t);
+        tokio::spawn(fut);
+      }
+      None => {
+        lock(&shared.conns).remove(&conn_id);
+      }
     }
-  }
-  lock(&shared.conns).remove(&conn_id);
+  })
 }
 
 fn simple(status: StatusCode, close: bool) -> Response<ResBody> {
@@ -371,6 +402,15 @@ async fn handle(
   };
 
   let id = next_id();
+  let http11 = parts.version == http::Version::HTTP_11;
+  let req_close = parts
+    .headers
+    .get_all(http::header::CONNECTION)
+    .iter()
+    .any(|v| {
+      v.to_str()
+        .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
+    });
   let method = parts.method.as_str().to_string();
   let url = parts.uri.path_and_query().map_or_else(
     || parts.uri.path().to_string(),
@@ -380,7 +420,9 @@ async fn handle(
   shared.registry.insert(
     id,
     Entry {
-      parts,
+      headers: crate::request::HeaderBlob::copy_from(&parts.headers),
+      http11,
+      req_close,
       body,
       remote,
       conn: conn.clone(),
@@ -390,6 +432,7 @@ async fn handle(
       reported: false,
     },
   );
+  let conn_for_takeover = conn.clone();
   let mut guard = PendingGuard {
     id,
     registry: shared.registry.clone(),
@@ -407,10 +450,16 @@ async fn handle(
     shared.registry.remove(id);
     return Ok(simple(StatusCode::SERVICE_UNAVAILABLE, true));
   }
+  drop(parts);
   let res = rx.await;
   guard.armed = false;
   match res {
-    Ok(res) => Ok(res),
+    Ok(Reply::Http(res)) => Ok(res),
+    Ok(Reply::Sse(takeover)) => {
+      // The connection task drops hyper (and this future) and serves the stream on the socket.
+      conn_for_takeover.hand_over(takeover);
+      std::future::pending().await
+    }
     // JS released the request without answering it.
     Err(_) => Ok(simple(StatusCode::INTERNAL_SERVER_ERROR, true)),
   }
@@ -457,6 +506,52 @@ fn build_head(head: &Head<'_>, body: ResBody) -> Result<Response<ResBody>, Error
   Ok(res)
 }
 
+fn wants_close(headers: &[String]) -> bool {
+  headers
+    .chunks_exact(2)
+    .any(|p| p[0].eq_ignore_ascii_case("connection") && p[1].to_ascii_lowercase().contains("close"))
+}
+
+/// Encodes a validated response head for a stream served outside hyper: status line, the JS
+/// headers in order, `date`, framing, blank line.
+fn encode_head(head: &Head<'_>, http11: bool, keep_alive: bool) -> Vec<u8> {
+  let status = StatusCode::from_u16(head.status).unwrap_or(StatusCode::OK);
+  let reason = head
+    .reason
+    .filter(|r| !r.is_empty())
+    .or(status.canonical_reason())
+    .unwrap_or("Unknown");
+  let mut out = Vec::with_capacity(256);
+  out.extend_from_slice(format!("HTTP/1.1 {} {reason}\r\n", status.as_u16()).as_bytes());
+  let mut has_date = false;
+  let mut has_connection = false;
+  for pair in head.headers.chunks_exact(2) {
+    let name = pair[0].to_ascii_lowercase();
+    if name == "content-length" || name == "transfer-encoding" {
+      continue;
+    }
+    has_date |= name == "date";
+    has_connection |= name == "connection";
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(pair[1].as_bytes());
+    out.extend_from_slice(b"\r\n");
+  }
+  if !has_date {
+    out.extend_from_slice(b"date: ");
+    out.extend_from_slice(httpdate::fmt_http_date(std::time::SystemTime::now()).as_bytes());
+    out.extend_from_slice(b"\r\n");
+  }
+  if http11 {
+    out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+  }
+  if !keep_alive && !has_connection {
+    out.extend_from_slice(b"connection: close\r\n");
+  }
+  out.extend_from_slice(b"\r\n");
+  out
+}
+
 /// What a response call did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -466,12 +561,25 @@ pub enum Outcome {
 }
 
 impl Shared {
+  /// True once `close_idle` asked connections to finish.
+  pub fn is_graceful(&self) -> bool {
+    *self.phase.borrow() == Phase::Graceful
+  }
+
+  /// Forgets a closed connection.
+  pub fn connection_closed(&self, conn_id: u64) {
+    lock(&self.conns).remove(&conn_id);
+  }
+
   /// Sends a complete response.
   ///
   /// # Errors
   /// [`Error::InvalidArg`] for an invalid status or header (nothing is sent then).
   pub fn respond(&self, id: u64, head: &Head<'_>, body: Option<Bytes>) -> Result<Outcome, Error> {
-    let res = build_head(head, ResBody::Full(body.filter(|b| !b.is_empty())))?;
+    let res = Reply::Http(build_head(
+      head,
+      ResBody::Full(body.filter(|b| !b.is_empty())),
+    )?);
     let tx = self.registry.with(id, |e| {
       if e.js_done || e.reported {
         return None;
@@ -497,6 +605,7 @@ impl Shared {
       high_water_mark: self.cfg.high_water_mark,
       max_queued: self.cfg.max_queued_bytes,
       heartbeat: self.cfg.sse_heartbeat,
+      write_timeout: self.cfg.write_timeout,
     };
     // Validate the head before touching the entry, so a bad header sends nothing.
     build_head(head, ResBody::empty())?;
@@ -507,14 +616,26 @@ impl Shared {
       let tx = e.responder.take()?;
       let stream = Stream::new(id, e.conn.clone(), limits);
       e.stream = Some(stream.clone());
-      Some((tx, stream))
+      Some((tx, stream, e.http11, e.req_close))
     });
-    let Some((tx, stream)) = started.flatten() else {
+    let Some((tx, stream, http11, req_close)) = started.flatten() else {
       return Ok(Outcome::Gone);
     };
-    let registry: Arc<Registry> = self.registry.clone();
-    let body = StreamBody::new(stream, registry, sse);
-    let res = build_head(head, ResBody::Stream(body))?;
+    let res = if sse {
+      let keep_alive = http11 && !req_close && !wants_close(head.headers);
+      Reply::Sse(Takeover {
+        head: encode_head(head, http11, keep_alive),
+        stream,
+        chunked: http11,
+        keep_alive,
+      })
+    } else {
+      let registry: Arc<Registry> = self.registry.clone();
+      Reply::Http(build_head(
+        head,
+        ResBody::Stream(StreamBody::new(stream, registry)),
+      )?)
+    };
     // If the service is gone, the response (and its body) is dropped when sent and the body
     // reports the end: exactly-once is kept by the registry.
     run_or_defer(Deferred::Respond(tx, res));
@@ -572,18 +693,19 @@ impl Shared {
   }
 }
 
-/// The socket, with a write deadline: a write that makes no progress for `timeout` fails with
-/// `TimedOut` and records [`EndReason::Timeout`] on the connection. A kernel `ETIMEDOUT`
-/// (TCP_USER_TIMEOUT, keepalive) is recorded the same way.
+/// The socket as hyper sees it, with a write deadline: a write that makes no progress for
+/// `timeout` fails with `TimedOut` and records [`EndReason::Timeout`] on the connection. A kernel
+/// `ETIMEDOUT` (TCP_USER_TIMEOUT, keepalive) is recorded the same way. The socket is shared, so
+/// an SSE stream can keep it when hyper is dropped.
 pub struct TimedIo {
-  inner: TcpStream,
+  inner: Arc<TcpStream>,
   ctl: Arc<ConnCtl>,
   timeout: Option<Duration>,
   stall: Option<Pin<Box<Sleep>>>,
 }
 
 impl TimedIo {
-  fn new(inner: TcpStream, ctl: Arc<ConnCtl>, timeout: Option<Duration>) -> TimedIo {
+  fn new(inner: Arc<TcpStream>, ctl: Arc<ConnCtl>, timeout: Option<Duration>) -> TimedIo {
     TimedIo {
       inner,
       ctl,
@@ -616,21 +738,58 @@ impl TimedIo {
     }
     Poll::Pending
   }
+
+  fn poll_write_with(
+    &mut self,
+    cx: &mut Context<'_>,
+    mut write: impl FnMut(&TcpStream) -> io::Result<usize>,
+  ) -> Poll<io::Result<usize>> {
+    loop {
+      match self.inner.poll_write_ready(cx) {
+        Poll::Ready(Ok(())) => {}
+        Poll::Ready(Err(e)) => {
+          self.note::<()>(&Err(io::Error::new(e.kind(), e.to_string())));
+          return Poll::Ready(Err(e));
+        }
+        Poll::Pending => return self.on_pending(cx),
+      }
+      match write(&self.inner) {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+        r => {
+          self.stall = None;
+          self.note(&r);
+          return Poll::Ready(r);
+        }
+      }
+    }
+  }
 }
 
 use std::future::Future;
 
 impl AsyncRead for TimedIo {
   fn poll_read(
-    mut self: Pin<&mut Self>,
+    self: Pin<&mut Self>,
     cx: &mut Context<'_>,
     buf: &mut ReadBuf<'_>,
   ) -> Poll<io::Result<()>> {
-    let res = Pin::new(&mut self.inner).poll_read(cx, buf);
-    if let Poll::Ready(r) = &res {
-      self.note(r);
+    loop {
+      match self.inner.poll_read_ready(cx) {
+        Poll::Ready(Ok(())) => {}
+        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+        Poll::Pending => return Poll::Pending,
+      }
+      match self.inner.try_read_buf(buf) {
+        Ok(_) => return Poll::Ready(Ok(())),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+        Err(e) => {
+          if e.kind() == io::ErrorKind::TimedOut {
+            self.ctl.set_reason(EndReason::Timeout);
+          }
+          return Poll::Ready(Err(e));
+        }
+      }
     }
-    res
   }
 }
 
@@ -640,14 +799,7 @@ impl AsyncWrite for TimedIo {
     cx: &mut Context<'_>,
     buf: &[u8],
   ) -> Poll<io::Result<usize>> {
-    match Pin::new(&mut self.inner).poll_write(cx, buf) {
-      Poll::Ready(r) => {
-        self.stall = None;
-        self.note(&r);
-        Poll::Ready(r)
-      }
-      Poll::Pending => self.on_pending(cx),
-    }
+    self.poll_write_with(cx, |s| s.try_write(buf))
   }
 
   fn poll_write_vectored(
@@ -655,25 +807,19 @@ impl AsyncWrite for TimedIo {
     cx: &mut Context<'_>,
     bufs: &[io::IoSlice<'_>],
   ) -> Poll<io::Result<usize>> {
-    match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
-      Poll::Ready(r) => {
-        self.stall = None;
-        self.note(&r);
-        Poll::Ready(r)
-      }
-      Poll::Pending => self.on_pending(cx),
-    }
+    self.poll_write_with(cx, |s| s.try_write_vectored(bufs))
   }
 
   fn is_write_vectored(&self) -> bool {
-    self.inner.is_write_vectored()
+    true
   }
 
-  fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-    Pin::new(&mut self.inner).poll_flush(cx)
+  fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    Poll::Ready(Ok(()))
   }
 
-  fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-    Pin::new(&mut self.inner).poll_shutdown(cx)
+  fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    // The socket is shared with the connection task; it closes when the last owner drops it.
+    Poll::Ready(Ok(()))
   }
 }

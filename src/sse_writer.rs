@@ -1,0 +1,235 @@
+//! Serves one SSE response on the raw socket, after hyper parsed its request.
+//!
+//! Owns the life of an SSE connection once the response starts: the response head, chunked
+//! framing of the queued event bytes (one `writev` per batch, however many events were queued),
+//! heartbeats on idle streams, the write deadline, and disconnect detection by reading the socket
+//! (FIN, RST, `ETIMEDOUT` from TCP_USER_TIMEOUT/keepalive). Leaving hyper for the stream releases
+//! hyper's per-connection buffers, which is what keeps an idle stream small.
+//!
+//! The end of the stream is decided here, in one place ([`serve`]), and reported once through the
+//! registry unless JS finished the stream itself. When JS finishes it on an HTTP/1.1 keep-alive
+//! connection, the socket goes back to hyper for the next request.
+
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::request::Registry;
+use crate::response::{ConnCtl, EndReason, Stream, Take, Takeover};
+use crate::server::Shared;
+use crate::sse::HEARTBEAT;
+
+/// How a served stream left the connection.
+#[derive(Debug, PartialEq, Eq)]
+pub enum After {
+  /// JS finished the stream; the connection can serve another request.
+  KeepAlive,
+  /// The connection must close.
+  Close,
+}
+
+fn reason_of(e: &io::Error) -> EndReason {
+  if e.kind() == io::ErrorKind::TimedOut {
+    EndReason::Timeout
+  } else {
+    EndReason::Client
+  }
+}
+
+/// Writes all of `bufs`. Fails with the end reason when the socket errors, makes no progress for
+/// `timeout`, or the connection is killed.
+async fn write_all(
+  sock: &TcpStream,
+  ctl: &ConnCtl,
+  bufs: &mut [IoSlice<'_>],
+  timeout: Option<Duration>,
+) -> Result<(), EndReason> {
+  let mut bufs = bufs;
+  while !bufs.is_empty() {
+    match sock.try_write_vectored(bufs) {
+      Ok(0) => return Err(EndReason::Client),
+      Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+      Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+        let ready = async {
+          match timeout {
+            Some(t) => tokio::time::timeout(t, sock.writable())
+              .await
+              .map_err(|_| EndReason::Timeout)?
+              .map_err(|e| reason_of(&e)),
+            None => sock.writable().await.map_err(|e| reason_of(&e)),
+          }
+        };
+        tokio::select! {
+          r = ready => r?,
+          _ = ctl.killed() => return Err(ctl.reason()),
+        }
+      }
+      Err(e) => return Err(reason_of(&e)),
+    }
+  }
+  Ok(())
+}
+
+/// Frames `data` as one HTTP chunk (or raw, for a close-delimited HTTP/1.0 body) and writes it.
+async fn write_data(
+  sock: &TcpStream,
+  ctl: &ConnCtl,
+  data: &[u8],
+  chunked: bool,
+  timeout: Option<Duration>,
+) -> Result<(), EndReason> {
+  if !chunked {
+    return write_all(sock, ctl, &mut [IoSlice::new(data)], timeout).await;
+  }
+  let size = format!("{:x}\r\n", data.len());
+  let mut bufs = [
+    IoSlice::new(size.as_bytes()),
+    IoSlice::new(data),
+    IoSlice::new(b"\r\n"),
+  ];
+  write_all(sock, ctl, &mut bufs, timeout).await
+}
+
+/// One connection while an SSE stream is served on it; back to hyper afterwards when it can.
+pub async fn serve_connection(
+  sock: Arc<TcpStream>,
+  remote: SocketAddr,
+  shared: Arc<Shared>,
+  ctl: Arc<ConnCtl>,
+  conn_id: u64,
+  t: Takeover,
+) {
+  let after = serve(&sock, &ctl, t, &shared.registry).await;
+  if after == After::KeepAlive && !shared.is_graceful() {
+    tokio::spawn(crate::server::serve_http(
+      sock, remote, shared, ctl, conn_id,
+    ));
+  } else {
+    shared.connection_closed(conn_id);
+  }
+}
+
+/// Serves the stream until it ends; reports an end JS did not ask for.
+pub async fn serve(
+  sock: &TcpStream,
+  ctl: &ConnCtl,
+  mut t: Takeover,
+  registry: &Arc<Registry>,
+) -> After {
+  let stream = t.stream.clone();
+  let head = std::mem::take(&mut t.head);
+  match run(sock, ctl, head, &t, registry).await {
+    Ok(clean) => {
+      stream.close_down();
+      if clean && t.keep_alive && t.chunked {
+        After::KeepAlive
+      } else {
+        After::Close
+      }
+    }
+    Err(reason) => {
+      ctl.set_reason(reason);
+      if !stream.close_down() {
+        registry.report_end(stream.id, ctl.reason());
+      }
+      After::Close
+    }
+  }
+}
+
+/// What woke an idle stream.
+enum Wake {
+  Killed,
+  Take(Take),
+  Readable,
+  Beat,
+}
+
+/// Returns whether the connection is clean for another request (the client sent nothing meanwhile).
+///
+/// While idle, the only state held is this frame's few fields and one timer: the write path is
+/// boxed so its (larger) state exists only while writing.
+async fn run(
+  sock: &TcpStream,
+  ctl: &ConnCtl,
+  head: Vec<u8>,
+  t: &Takeover,
+  registry: &Arc<Registry>,
+) -> Result<bool, EndReason> {
+  let stream: &Stream = &t.stream;
+  let timeout = stream.limits.write_timeout;
+  Box::pin(write_all(sock, ctl, &mut [IoSlice::new(&head)], timeout)).await?;
+  drop(head);
+  stream.touch();
+  let every = stream.limits.heartbeat;
+  let beat =
+    tokio::time::sleep_until(Instant::now() + every.unwrap_or(Duration::from_secs(86_400)));
+  tokio::pin!(beat);
+  let mut clean = true;
+  loop {
+    let wake = std::future::poll_fn(|cx| {
+      if ctl.poll_killed(cx).is_ready() {
+        return Poll::Ready(Wake::Killed);
+      }
+      if let Poll::Ready(take) = stream.poll_take(cx, &**registry) {
+        return Poll::Ready(Wake::Take(take));
+      }
+      if sock.poll_read_ready(cx).is_ready() {
+        return Poll::Ready(Wake::Readable);
+      }
+      if every.is_some() && beat.as_mut().poll(cx).is_ready() {
+        return Poll::Ready(Wake::Beat);
+      }
+      Poll::Pending
+    })
+    .await;
+    match wake {
+      Wake::Killed => return Err(ctl.reason()),
+      Wake::Take(Take::Data(data)) => {
+        Box::pin(write_data(sock, ctl, &data, t.chunked, timeout)).await?
+      }
+      Wake::Take(Take::End) => {
+        if t.chunked {
+          Box::pin(write_all(
+            sock,
+            ctl,
+            &mut [IoSlice::new(b"0\r\n\r\n")],
+            timeout,
+          ))
+          .await?;
+        }
+        return Ok(clean);
+      }
+      Wake::Take(Take::Gone) => return Err(ctl.reason()),
+      Wake::Readable => {
+        let mut scratch = [0u8; 64];
+        match sock.try_read(&mut scratch) {
+          // The client closed its side: with an event stream that means it left.
+          Ok(0) => return Err(EndReason::Client),
+          // A client does not send on an event stream; what it sends is discarded, and the
+          // connection closes after the stream (a pipelined request cannot be served).
+          Ok(_) => clean = false,
+          Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+          Err(e) => return Err(reason_of(&e)),
+        }
+      }
+      Wake::Beat => {
+        let every = every.unwrap_or(Duration::from_secs(86_400));
+        let due = stream.last_write() + every;
+        if Instant::now() >= due {
+          Box::pin(write_data(sock, ctl, HEARTBEAT, t.chunked, timeout)).await?;
+          stream.touch();
+          beat.as_mut().reset(Instant::now() + every);
+        } else {
+          beat.as_mut().reset(due);
+        }
+      }
+    }
+  }
+}
