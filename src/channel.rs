@@ -1,16 +1,20 @@
 //! Native fan-out: SSE channels with history and `Last-Event-ID` replay.
 //!
-//! Owns the subscriber set of a channel, its bounded history, the assignment of event ids, and the
-//! delivery of each event to every subscriber. A broadcast costs the JS thread one encode and one
-//! queue push, whatever the number of subscribers: delivery runs on a fan-out thread, which writes
-//! the encoded bytes (shared, not copied per encode) into every subscriber's stream queue.
+//! Owns the subscriber set of each channel, its bounded history, the assignment of event ids, and
+//! the delivery of each event to every subscriber. A broadcast costs the JS thread one encode and
+//! one queue push, whatever the number of subscribers: delivery runs on one fan-out thread, which
+//! appends the encoded bytes (encoded once, shared) to every subscriber's stream queue.
+//!
+//! Ordering: every channel's events go through one process-wide queue, so a stream subscribed to
+//! several channels receives events in the order JS sent them, and `unsubscribe`/`close` take
+//! effect exactly between the events sent before and after them.
 //!
 //! Gap-free, duplicate-free replay: every event gets a sequence number. A subscriber records the
-//! first sequence number it receives live; replay from history (done synchronously at subscribe,
-//! under the channel lock) covers everything before it, the fan-out thread everything after.
+//! first sequence number it receives live (and, once unsubscribed, the first it no longer gets);
+//! replay from history (done synchronously at subscribe, under the channel lock) covers everything
+//! before it, the fan-out thread everything after.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::{Bytes, BytesMut};
@@ -23,11 +27,20 @@ use crate::sse::{self, FieldError};
 /// The event sent first to a subscriber whose `Last-Event-ID` is not in history.
 pub const REPLAY_UNAVAILABLE: &str = "replay-unavailable";
 
+#[derive(Clone)]
 struct Sub {
   stream: Arc<Stream>,
   server: Arc<Shared>,
   /// First sequence number this subscriber gets from the fan-out thread.
   from_seq: u64,
+  /// First sequence number it no longer gets (set by `unsubscribe`).
+  until_seq: u64,
+}
+
+impl Sub {
+  fn wants(&self, seq: u64) -> bool {
+    seq >= self.from_seq && seq < self.until_seq
+  }
 }
 
 struct Event {
@@ -37,11 +50,10 @@ struct Event {
 }
 
 struct State {
+  /// Subscribers, including unsubscribed ones until the fan-out thread passed their `until_seq`.
   subs: Vec<Sub>,
   history: VecDeque<Arc<Event>>,
   capacity: usize,
-  /// Sent, not yet delivered by the fan-out thread.
-  outbox: Vec<Arc<Event>>,
   next_seq: u64,
   next_auto_id: u64,
   closed: bool,
@@ -49,10 +61,48 @@ struct State {
 
 struct Inner {
   state: Mutex<State>,
-  /// Held while delivering, so `close` never overtakes a batch in flight.
-  delivering: Mutex<()>,
-  wake: Notify,
-  dropped: AtomicBool,
+}
+
+/// What the fan-out thread does, in the order JS asked for it.
+enum Job {
+  Deliver(Arc<Inner>, Arc<Event>),
+  /// End these streams (after everything queued before).
+  Finish(Vec<Arc<Stream>>),
+}
+
+struct Fanout {
+  jobs: Mutex<Vec<Job>>,
+  ready: Notify,
+}
+
+fn fanout() -> &'static Fanout {
+  static FANOUT: OnceLock<Fanout> = OnceLock::new();
+  static RUNTIME: OnceLock<Option<tokio::runtime::Runtime>> = OnceLock::new();
+  let f = FANOUT.get_or_init(|| Fanout {
+    jobs: Mutex::new(Vec::new()),
+    ready: Notify::new(),
+  });
+  RUNTIME.get_or_init(|| {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+      .worker_threads(1)
+      .thread_name("hyper-sse-fanout")
+      .build()
+      .ok()?;
+    rt.spawn(fanout_task(f));
+    Some(rt)
+  });
+  f
+}
+
+fn push_jobs(jobs: impl IntoIterator<Item = Job>) {
+  let f = fanout();
+  let mut q = lock(&f.jobs);
+  let first = q.is_empty();
+  q.extend(jobs);
+  drop(q);
+  if first {
+    f.ready.notify_one();
+  }
 }
 
 /// A broadcast channel.
@@ -69,43 +119,26 @@ pub enum Subscribed {
   Unavailable(usize),
   /// Already a subscriber: nothing changed.
   Already,
-  /// The stream has ended.
+  /// The stream has ended, or the channel is closed.
   Gone,
-}
-
-fn fanout_runtime() -> Option<&'static tokio::runtime::Runtime> {
-  static RT: OnceLock<Option<tokio::runtime::Runtime>> = OnceLock::new();
-  RT.get_or_init(|| {
-    tokio::runtime::Builder::new_multi_thread()
-      .worker_threads(1)
-      .thread_name("hyper-sse-fanout")
-      .build()
-      .ok()
-  })
-  .as_ref()
 }
 
 impl Channel {
   /// A channel keeping the last `history` events for replay.
   pub fn new(history: usize) -> Channel {
-    let inner = Arc::new(Inner {
-      state: Mutex::new(State {
-        subs: Vec::new(),
-        history: VecDeque::new(),
-        capacity: history,
-        outbox: Vec::new(),
-        next_seq: 1,
-        next_auto_id: 1,
-        closed: false,
+    fanout();
+    Channel {
+      inner: Arc::new(Inner {
+        state: Mutex::new(State {
+          subs: Vec::new(),
+          history: VecDeque::new(),
+          capacity: history,
+          next_seq: 1,
+          next_auto_id: 1,
+          closed: false,
+        }),
       }),
-      delivering: Mutex::new(()),
-      wake: Notify::new(),
-      dropped: AtomicBool::new(false),
-    });
-    if let Some(rt) = fanout_runtime() {
-      rt.spawn(fanout_task(inner.clone()));
     }
-    Channel { inner }
   }
 
   /// Adds `stream` (owned by `server`). Replays the events after `last_event_id` first.
@@ -119,16 +152,23 @@ impl Channel {
     if st.closed || !stream.is_open() {
       return Subscribed::Gone;
     }
-    if st.subs.iter().any(|s| s.stream.id == stream.id) {
+    if st
+      .subs
+      .iter()
+      .any(|s| s.stream.id == stream.id && s.until_seq == u64::MAX)
+    {
       return Subscribed::Already;
     }
     let mut outcome = Subscribed::Replayed(0);
     if let Some(last) = last_event_id.filter(|l| !l.is_empty()) {
       let pos = st.history.iter().position(|e| e.id == last);
-      let (replay, unavailable): (Vec<Arc<Event>>, bool) = match pos {
-        Some(p) => (st.history.iter().skip(p + 1).cloned().collect(), false),
-        None => (st.history.iter().cloned().collect(), true),
-      };
+      let unavailable = pos.is_none();
+      let replay: Vec<Arc<Event>> = st
+        .history
+        .iter()
+        .skip(pos.map_or(0, |p| p + 1))
+        .cloned()
+        .collect();
       let n = replay.len();
       let res = stream.write_with(|buf| {
         if unavailable {
@@ -153,16 +193,26 @@ impl Channel {
       stream,
       server,
       from_seq,
+      until_seq: u64::MAX,
     });
     outcome
   }
 
-  /// Removes the stream with request id `id`. `false` if it was not subscribed.
+  /// Stops delivery to the stream with request id `id` (events sent before still arrive).
+  /// `false` if it was not subscribed.
   pub fn unsubscribe(&self, id: u64) -> bool {
     let mut st = lock(&self.inner.state);
-    let before = st.subs.len();
-    st.subs.retain(|s| s.stream.id != id);
-    st.subs.len() != before
+    let next = st.next_seq;
+    let mut found = false;
+    for s in st
+      .subs
+      .iter_mut()
+      .filter(|s| s.stream.id == id && s.until_seq == u64::MAX)
+    {
+      s.until_seq = next;
+      found = true;
+    }
+    found
   }
 
   /// Broadcasts one event; returns its id (assigned `1`, `2`, ... when `id` is `None`).
@@ -185,10 +235,10 @@ impl Channel {
         n.to_string()
       }
     };
-    let bytes = sse::encode_message(Some(&id), event, data)?;
     if st.closed {
       return Ok(id);
     }
+    let bytes = sse::encode_message(Some(&id), event, data)?;
     let seq = st.next_seq;
     st.next_seq += 1;
     let ev = Arc::new(Event {
@@ -202,94 +252,101 @@ impl Channel {
       }
       st.history.push_back(ev.clone());
     }
-    let first = st.outbox.is_empty();
-    st.outbox.push(ev);
     drop(st);
-    if first {
-      self.inner.wake.notify_one();
-    }
+    push_jobs([Job::Deliver(self.inner.clone(), ev)]);
     Ok(id)
   }
 
-  /// Live subscribers (ended streams are pruned).
+  /// Live subscribers (ended or unsubscribed streams are not counted).
   pub fn size(&self) -> usize {
     let mut st = lock(&self.inner.state);
     st.subs.retain(|s| s.stream.is_open());
-    st.subs.len()
+    st.subs.iter().filter(|s| s.until_seq == u64::MAX).count()
   }
 
-  /// Delivers what is pending, then ends every subscribed stream from the server side.
-  /// Returns the request ids of the streams it ended.
+  /// Ends every subscribed stream from the server side, after the events already sent. Returns
+  /// the request ids of the streams it completed (JS emits their `finish`, `close`).
   pub fn close(&self) -> Vec<u64> {
-    let _delivering = lock(&self.inner.delivering);
-    let (batch, subs) = {
-      let mut st = lock(&self.inner.state);
-      st.closed = true;
-      (std::mem::take(&mut st.outbox), std::mem::take(&mut st.subs))
-    };
-    deliver(&batch, &subs);
-    subs
-      .iter()
-      .filter(|s| s.server.end_stream_by_server(&s.stream))
-      .map(|s| s.stream.id)
-      .collect()
+    let mut st = lock(&self.inner.state);
+    st.closed = true;
+    let next = st.next_seq;
+    let mut ids = Vec::new();
+    let mut ending = Vec::new();
+    for s in st.subs.iter_mut().filter(|s| s.until_seq == u64::MAX) {
+      s.until_seq = next;
+      if s.server.complete_by_server(&s.stream) {
+        ids.push(s.stream.id);
+        ending.push(s.stream.clone());
+      }
+    }
+    drop(st);
+    push_jobs([Job::Finish(ending)]);
+    ids
   }
 }
 
-impl Drop for Channel {
-  fn drop(&mut self) {
-    self.inner.dropped.store(true, Ordering::Release);
-    self.inner.wake.notify_one();
-  }
-}
-
-/// Writes each event of `batch` to every subscriber that should get it, one queue write per
-/// subscriber per batch.
-fn deliver(batch: &[Arc<Event>], subs: &[Sub]) {
-  if batch.is_empty() {
-    return;
-  }
-  let single = batch.len() == 1;
-  for sub in subs {
-    if single {
-      if batch[0].seq >= sub.from_seq {
-        sub.stream.write(&batch[0].bytes);
+/// Delivers a run of events of one channel: one queue write per subscriber for the whole run.
+fn deliver(inner: &Inner, run: &[Arc<Event>]) {
+  let subs = {
+    let mut st = lock(&inner.state);
+    // Unsubscribed streams whose last event is delivered can go.
+    st.subs
+      .retain(|s| s.until_seq > run[0].seq && s.stream.is_open());
+    st.subs.clone()
+  };
+  for sub in &subs {
+    if run.len() == 1 {
+      if sub.wants(run[0].seq) {
+        sub.stream.write(&run[0].bytes);
       }
       continue;
     }
+    if !run.iter().any(|e| sub.wants(e.seq)) {
+      continue;
+    }
     sub.stream.write_with(|buf: &mut BytesMut| {
-      for e in batch.iter().filter(|e| e.seq >= sub.from_seq) {
+      for e in run.iter().filter(|e| sub.wants(e.seq)) {
         buf.extend_from_slice(&e.bytes);
       }
     });
   }
 }
 
-async fn fanout_task(inner: Arc<Inner>) {
-  loop {
-    inner.wake.notified().await;
-    if inner.dropped.load(Ordering::Acquire) {
-      return;
+fn run_jobs(jobs: Vec<Job>) {
+  let mut i = 0;
+  while i < jobs.len() {
+    match &jobs[i] {
+      Job::Deliver(inner, _) => {
+        let mut run = Vec::new();
+        while let Some(Job::Deliver(other, ev)) = jobs.get(i) {
+          if !Arc::ptr_eq(other, inner) {
+            break;
+          }
+          run.push(ev.clone());
+          i += 1;
+        }
+        deliver(inner, &run);
+      }
+      Job::Finish(streams) => {
+        for s in streams {
+          s.finish(None);
+        }
+        i += 1;
+      }
     }
-    let _delivering = lock(&inner.delivering);
-    let (batch, subs) = {
-      let mut st = lock(&inner.state);
-      let batch = std::mem::take(&mut st.outbox);
-      let subs: Vec<Sub> = st
-        .subs
-        .iter()
-        .map(|s| Sub {
-          stream: s.stream.clone(),
-          server: s.server.clone(),
-          from_seq: s.from_seq,
-        })
-        .collect();
-      (batch, subs)
-    };
-    deliver(&batch, &subs);
-    drop(subs);
-    let mut st = lock(&inner.state);
-    st.subs.retain(|s| s.stream.is_open());
+  }
+}
+
+async fn fanout_task(f: &'static Fanout) {
+  loop {
+    f.ready.notified().await;
+    loop {
+      let jobs = std::mem::take(&mut *lock(&f.jobs));
+      if jobs.is_empty() {
+        break;
+      }
+      run_jobs(jobs);
+    }
   }
 }
 

@@ -137,6 +137,9 @@ pub struct ConnCtl {
   /// An SSE response waiting to take the connection over from hyper.
   takeover: Mutex<Option<Takeover>>,
   take: Notify,
+  /// A write to the socket is waiting for the client to read: only then is a full queue a slow
+  /// client (a burst that the runtime has not written yet is not).
+  blocked: std::sync::atomic::AtomicBool,
   /// Why the connection is being dropped (an [`EndReason`] as u8; 0 = unknown → client).
   reason: AtomicU8,
 }
@@ -147,6 +150,7 @@ impl ConnCtl {
       killed: std::sync::atomic::AtomicBool::new(false),
       kill_waker: Mutex::new(None),
       takeover: Mutex::new(None),
+      blocked: std::sync::atomic::AtomicBool::new(false),
       take: Notify::new(),
       reason: AtomicU8::new(0),
     })
@@ -173,6 +177,16 @@ impl ConnCtl {
     if let Some(w) = lock(&self.kill_waker).take() {
       w.wake();
     }
+  }
+
+  /// Records whether a socket write is waiting for the client.
+  pub fn set_blocked(&self, blocked: bool) {
+    self.blocked.store(blocked, Ordering::Release);
+  }
+
+  /// True while a socket write waits for the client.
+  pub fn is_blocked(&self) -> bool {
+    self.blocked.load(Ordering::Acquire)
   }
 
   /// Ready once [`kill`](Self::kill) was called. Only the connection's own task polls this.
@@ -302,7 +316,11 @@ impl Stream {
     let before = st.buf.len();
     fill(&mut st.buf);
     let queued = st.buf.len();
-    if queued > self.limits.max_queued {
+    // Over the cap while the socket waits for the client: a slow consumer. Over four times the
+    // cap: evicted anyway, so memory stays bounded whatever the cause.
+    if queued > self.limits.max_queued
+      && (self.conn.is_blocked() || queued > self.limits.max_queued.saturating_mul(4))
+    {
       // Slow consumer: keep memory bounded. Drop what we hold and cut the connection.
       st.gone = true;
       st.buf = BytesMut::new();
@@ -608,10 +626,26 @@ mod tests {
     let s = Stream::new(3, conn.clone(), limits());
     let body = StreamBody::new(s.clone(), rec.clone());
     assert_eq!(s.write(&[b'x'; 30]), WriteResult::Queued(30));
+    conn.set_blocked(true);
     assert_eq!(s.write(&[b'x'; 3]), WriteResult::Gone);
     assert_eq!(s.queued(), 0, "evicted data is released");
     drop(body);
     assert_eq!(*lock(&rec.ended), vec![(3, EndReason::SlowClient)]);
+  }
+
+  #[tokio::test]
+  async fn a_burst_over_the_cap_is_kept_while_the_socket_is_not_blocked() {
+    let rec = Arc::new(Recorder::default());
+    let conn = ConnCtl::new();
+    let s = Stream::new(4, conn.clone(), limits());
+    let _body = StreamBody::new(s.clone(), rec.clone());
+    assert_eq!(s.write(&[b'x'; 100]), WriteResult::Queued(100));
+    assert_eq!(s.write(&[b'x'; 28]), WriteResult::Queued(128));
+    assert_eq!(
+      s.write(&[b'x'; 1]),
+      WriteResult::Gone,
+      "four times the cap is a hard limit"
+    );
   }
 
   #[test]

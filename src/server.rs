@@ -79,6 +79,9 @@ pub struct Shared {
   conns: Mutex<HashMap<u64, Arc<ConnCtl>>>,
   next_conn: AtomicU64,
   phase: watch::Sender<Phase>,
+  /// Requests waiting to be handed to JS, in one burst per scheduler round.
+  outbox: Mutex<Vec<Dispatch>>,
+  outbox_ready: tokio::sync::Notify,
 }
 
 /// A running server: its runtime and its listener.
@@ -111,6 +114,8 @@ impl Server {
         conns: Mutex::new(HashMap::new()),
         next_conn: AtomicU64::new(1),
         phase,
+        outbox: Mutex::new(Vec::new()),
+        outbox_ready: tokio::sync::Notify::new(),
       }),
       runtime,
       stop_accept: Mutex::new(None),
@@ -162,6 +167,7 @@ impl Server {
     self.listening.store(true, Ordering::Release);
     let shared = self.shared.clone();
     let _ = self.shared.phase.send(Phase::Running);
+    self.runtime.spawn(dispatcher(shared.clone()));
     self.runtime.spawn(accept_loop(listener, shared, rx));
     Ok(bound)
   }
@@ -221,6 +227,24 @@ fn describe_bind_error(e: &io::Error, addr: SocketAddr) -> String {
     _ => "EINVAL",
   };
   format!("{code}: cannot listen on {addr}: {e}")
+}
+
+/// Hands queued requests to JS. Waking up, it first yields once, so every connection task that is
+/// ready in this scheduler round queues its request first: JS is then woken once for the whole
+/// burst instead of once per request.
+async fn dispatcher(shared: Arc<Shared>) {
+  loop {
+    shared.outbox_ready.notified().await;
+    tokio::task::yield_now().await;
+    let batch = std::mem::take(&mut *lock(&shared.outbox));
+    for d in batch {
+      let id = d.id;
+      if !shared.registry.events().dispatch(d) {
+        // Dropping the entry drops its responder: the waiting service answers 503.
+        shared.registry.remove(id);
+      }
+    }
+  }
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: oneshot::Receiver<()>) {
@@ -295,8 +319,9 @@ pub(crate) fn serve_http(
       }
       loop {
         tokio::select! {
-          _ = conn.as_mut() => break ctl.take_pending(),
+          biased;
           _ = ctl.killed() => break None,
+          _ = conn.as_mut() => break ctl.take_pending(),
           t = ctl.taken() => break Some(t),
           changed = phase.changed(), if !graceful => {
             if changed.is_err() || *phase.borrow() == Phase::Graceful {
@@ -439,17 +464,13 @@ async fn handle(
     conn,
     armed: true,
   };
-  if !shared.registry.events().dispatch(Dispatch {
+  shared.queue_dispatch(Dispatch {
     id,
     route,
     method,
     url,
     params,
-  }) {
-    guard.armed = false;
-    shared.registry.remove(id);
-    return Ok(simple(StatusCode::SERVICE_UNAVAILABLE, true));
-  }
+  });
   drop(parts);
   let res = rx.await;
   guard.armed = false;
@@ -460,8 +481,8 @@ async fn handle(
       conn_for_takeover.hand_over(takeover);
       std::future::pending().await
     }
-    // JS released the request without answering it.
-    Err(_) => Ok(simple(StatusCode::INTERNAL_SERVER_ERROR, true)),
+    // JS could not be called (the server is going away), or released the request unanswered.
+    Err(_) => Ok(simple(StatusCode::SERVICE_UNAVAILABLE, true)),
   }
 }
 
@@ -561,6 +582,16 @@ pub enum Outcome {
 }
 
 impl Shared {
+  fn queue_dispatch(&self, d: Dispatch) {
+    let mut q = lock(&self.outbox);
+    let first = q.is_empty();
+    q.push(d);
+    drop(q);
+    if first {
+      self.outbox_ready.notify_one();
+    }
+  }
+
   /// True once `close_idle` asked connections to finish.
   pub fn is_graceful(&self) -> bool {
     *self.phase.borrow() == Phase::Graceful
@@ -674,8 +705,9 @@ impl Shared {
       if e.js_done || e.reported {
         return None;
       }
+      // The responder stays: the waiting service must not answer; the connection task drops
+      // the connection (and the service) when it sees the kill.
       e.js_done = true;
-      e.responder = None;
       Some(e.conn.clone())
     });
     match conn.flatten() {
@@ -687,9 +719,20 @@ impl Shared {
     }
   }
 
-  /// Marks a stream as ended by the server (channel close): like [`finish`](Self::finish).
-  pub fn end_stream_by_server(&self, stream: &Stream) -> bool {
-    self.finish(stream.id, None) == Outcome::Done
+  /// Marks a stream as completed by the server (channel close) without ending its body yet: JS
+  /// can no longer write to it and no end is reported; the caller ends the body (after the events
+  /// still on their way) with [`Stream::finish`]. `false` if it was already completed.
+  pub fn complete_by_server(&self, stream: &Stream) -> bool {
+    self
+      .registry
+      .with(stream.id, |e| {
+        if e.js_done || e.reported {
+          return false;
+        }
+        e.js_done = true;
+        true
+      })
+      .unwrap_or(false)
   }
 }
 
@@ -751,11 +794,15 @@ impl TimedIo {
           self.note::<()>(&Err(io::Error::new(e.kind(), e.to_string())));
           return Poll::Ready(Err(e));
         }
-        Poll::Pending => return self.on_pending(cx),
+        Poll::Pending => {
+          self.ctl.set_blocked(true);
+          return self.on_pending(cx);
+        }
       }
       match write(&self.inner) {
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
         r => {
+          self.ctl.set_blocked(false);
           self.stall = None;
           self.note(&r);
           return Poll::Ready(r);

@@ -54,8 +54,12 @@ async fn write_all(
   while !bufs.is_empty() {
     match sock.try_write_vectored(bufs) {
       Ok(0) => return Err(EndReason::Client),
-      Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+      Ok(n) => {
+        ctl.set_blocked(false);
+        IoSlice::advance_slices(&mut bufs, n);
+      }
       Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+        ctl.set_blocked(true);
         let ready = async {
           match timeout {
             Some(t) => tokio::time::timeout(t, sock.writable())

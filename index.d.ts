@@ -1,0 +1,540 @@
+// Type definitions for hyper-sse: the Hyper-Express 6.14.12 API plus hyper-sse extensions
+// (Channel, close_reason, sse.retry, shutdown/force_close, server options).
+/// <reference types="node" />
+
+import { EventEmitter } from 'events';
+import { ReadableOptions, WritableOptions } from 'stream';
+
+// ------------------------------------------------------------------ shared
+
+/** A response body or chunk. */
+export type SendableData = string | Buffer | ArrayBuffer | Uint8Array;
+
+/** Why a response ended (`res.close_reason`); `null` while open. */
+export type CloseReason = 'finished' | 'client' | 'timeout' | 'slow_client' | 'server' | 'shutdown';
+
+export type DefaultRequestLocals = { [key: string]: any };
+export type DefaultResponseLocals = { [key: string]: any };
+
+export interface ParamsDictionary {
+  [key: string]: string;
+}
+
+export interface ParsedQs {
+  [key: string]: undefined | string | string[];
+}
+
+export interface StreamingOptions {
+  readable?: ReadableOptions;
+  writable?: WritableOptions;
+}
+
+// ------------------------------------------------------------------ middleware / routes
+
+/** `next()` continues the chain; `next(err)` passes `err` to the error handler. */
+export type MiddlewareNext = (error?: Error) => void;
+
+export type MiddlewarePromise = Promise<Error | any>;
+
+/**
+ * `(req, res, next)`. An async middleware (returning a promise) continues the chain when the
+ * promise resolves: do not also call `next()`.
+ */
+export type MiddlewareHandler = (
+  request: Request<DefaultRequestLocals>,
+  response: Response<DefaultResponseLocals>,
+  next: MiddlewareNext
+) => MiddlewarePromise | any;
+
+/** `(req, res)`; a returned promise that rejects goes to the error handler. */
+export type UserRouteHandler = (request: Request, response: Response) => any;
+
+export interface UserRouteOptions {
+  /** Max request body bytes for this route (default: the server's `max_body_length`). */
+  max_body_length?: number;
+  /** Route middlewares, run before those given as arguments. */
+  middlewares?: MiddlewareHandler[];
+  streaming?: StreamingOptions;
+}
+
+export interface RouteRecord {
+  method: string;
+  pattern: string;
+  options: UserRouteOptions;
+  handler: UserRouteHandler;
+}
+
+export interface MiddlewareRecord {
+  pattern: string;
+  middleware: MiddlewareHandler;
+}
+
+/** A compiled route of a Server (`server.routes[method][pattern]`). */
+export interface Route {
+  id: number;
+  app: Server;
+  method: string;
+  pattern: string;
+  handler: UserRouteHandler;
+  options: UserRouteOptions;
+  streaming: StreamingOptions;
+  max_body_length: number;
+  path: string;
+}
+
+type RouteArgument = UserRouteOptions | MiddlewareHandler | MiddlewareHandler[];
+type UseArgument = Router | MiddlewareHandler | MiddlewareHandler[] | { middleware: MiddlewareHandler };
+
+/** WebSocket route options (WebSockets are not supported yet). */
+export interface WSRouteOptions {
+  message_type?: 'String' | 'Buffer' | 'ArrayBuffer';
+  compression?: number;
+  idle_timeout?: number;
+  max_backpressure?: number;
+  max_payload_length?: number;
+}
+
+/** Route registration shared by Router and Server. */
+declare abstract class RouterBase {
+  /**
+   * Registers middlewares, arrays of them, Routers (mounted with `path` as prefix) or objects
+   * with `.middleware`. `path` (default `'/'`) may not contain `*` or `:`.
+   */
+  use(path: string, ...handlers: UseArgument[]): this;
+  use(...handlers: UseArgument[]): this;
+
+  /** A chain bound to `pattern`: `router.route('/p').get(h).post(h)`. */
+  route(pattern: string): Router;
+
+  any(pattern: string, ...args: RouteArgument[]): this;
+  all(pattern: string, ...args: RouteArgument[]): this;
+  get(pattern: string, ...args: RouteArgument[]): this;
+  post(pattern: string, ...args: RouteArgument[]): this;
+  put(pattern: string, ...args: RouteArgument[]): this;
+  delete(pattern: string, ...args: RouteArgument[]): this;
+  patch(pattern: string, ...args: RouteArgument[]): this;
+  options(pattern: string, ...args: RouteArgument[]): this;
+  head(pattern: string, ...args: RouteArgument[]): this;
+  trace(pattern: string, ...args: RouteArgument[]): this;
+  connect(pattern: string, ...args: RouteArgument[]): this;
+
+  /** Not supported yet: throws. */
+  upgrade(pattern: string, ...args: RouteArgument[]): never;
+  /** Not supported yet: throws. */
+  ws(pattern: string, ...args: any[]): never;
+}
+
+/** A mountable collection of routes and middlewares. */
+export class Router extends RouterBase {
+  constructor();
+  /** On a `route(p)` chain the pattern may be omitted. */
+  any(...args: RouteArgument[]): this;
+  any(pattern: string, ...args: RouteArgument[]): this;
+  all(...args: RouteArgument[]): this;
+  all(pattern: string, ...args: RouteArgument[]): this;
+  get(...args: RouteArgument[]): this;
+  get(pattern: string, ...args: RouteArgument[]): this;
+  post(...args: RouteArgument[]): this;
+  post(pattern: string, ...args: RouteArgument[]): this;
+  put(...args: RouteArgument[]): this;
+  put(pattern: string, ...args: RouteArgument[]): this;
+  delete(...args: RouteArgument[]): this;
+  delete(pattern: string, ...args: RouteArgument[]): this;
+  patch(...args: RouteArgument[]): this;
+  patch(pattern: string, ...args: RouteArgument[]): this;
+  options(...args: RouteArgument[]): this;
+  options(pattern: string, ...args: RouteArgument[]): this;
+  head(...args: RouteArgument[]): this;
+  head(pattern: string, ...args: RouteArgument[]): this;
+  trace(...args: RouteArgument[]): this;
+  trace(pattern: string, ...args: RouteArgument[]): this;
+  connect(...args: RouteArgument[]): this;
+  connect(pattern: string, ...args: RouteArgument[]): this;
+
+  /** Route records in registration order. */
+  readonly routes: RouteRecord[];
+  /** Middleware records in registration order. */
+  readonly middlewares: MiddlewareRecord[];
+}
+
+// ------------------------------------------------------------------ server
+
+export interface ServerConstructorOptions {
+  /** Max request body bytes; above → 413. Default 256000. */
+  max_body_length?: number;
+  /** Accepted for compatibility (bodies are read natively). Default 16384. */
+  max_body_buffer?: number;
+  /** Drop the connection instead of answering 413. Default false. */
+  fast_abort?: boolean;
+  /** Use X-Forwarded-For/-Host/-Proto for ip, hostname, protocol, ips. Default false. */
+  trust_proxy?: boolean;
+  /** Call `close()` on process exit, SIGINT, SIGUSR1, SIGUSR2, SIGTERM. Default true. */
+  auto_close?: boolean;
+  /** Accepted, no effect. */
+  fast_buffers?: boolean;
+  /** `writable.highWaterMark` (default 16384) is the response high-water mark. */
+  streaming?: StreamingOptions;
+  /** TLS is not supported yet (giving key and cert throws). */
+  key_file_name?: string;
+  cert_file_name?: string;
+  passphrase?: string;
+  dh_params_file_name?: string;
+  ssl_prefer_low_memory_usage?: boolean;
+
+  /** hyper-sse: tokio worker threads. Default 1. */
+  worker_threads?: number;
+  /** hyper-sse: max request head bytes; above → 431. Default 16384. */
+  max_header_size?: number;
+  /** hyper-sse: ms without a write after which an SSE stream gets a `:` comment; 0 = off. Default 15000. */
+  sse_heartbeat?: number;
+  /** hyper-sse: per response, queued bytes above which a slow client is evicted (`'slow_client'`). Default 1048576. */
+  max_queued_bytes?: number;
+  /** hyper-sse: ms a socket write may make no progress before the connection ends (`'timeout'`). Default 30000. */
+  write_timeout?: number;
+}
+
+export type GlobalErrorHandler = (request: Request, response: Response, error: Error) => any;
+export type GlobalNotFoundHandler = (request: Request, response: Response) => any;
+
+/** Opaque listen-socket object resolved by `listen()`. */
+export interface ListenSocket {
+  readonly host: string;
+  readonly port: number;
+}
+
+export class Server extends RouterBase {
+  constructor(options?: ServerConstructorOptions);
+
+  /** Options merged over the defaults. */
+  _options: Required<Pick<ServerConstructorOptions, 'max_body_length' | 'fast_abort' | 'trust_proxy' | 'auto_close'>> &
+    ServerConstructorOptions;
+
+  /** App-wide data. */
+  locals: { [key: string]: any };
+
+  /**
+   * Starts listening (host default `'0.0.0.0'`, port 0 = any free port). Rejects with a string
+   * when the bind fails. Routes cannot be added afterwards.
+   */
+  listen(port: number, callback?: (socket: ListenSocket) => void): Promise<ListenSocket>;
+  listen(port: number, host?: string, callback?: (socket: ListenSocket) => void): Promise<ListenSocket>;
+
+  /** Stops listening; open connections stay. False if it was not listening. */
+  close(socket?: ListenSocket): boolean;
+
+  /**
+   * hyper-sse: graceful stop. Stops accepting, ends every open SSE stream (`finish`, `close`,
+   * reason `'shutdown'`), waits for in-flight responses up to `timeout_ms` (default 10000), then
+   * drops the rest.
+   */
+  shutdown(timeout_ms?: number): Promise<void>;
+
+  /** hyper-sse: hard stop. Drops every connection now; each open response emits `close` (`'shutdown'`). */
+  force_close(): void;
+
+  /** Bound port; throws when not listening. */
+  readonly port: number;
+  /** Listen socket while listening, else null. */
+  readonly socket: ListenSocket | null;
+
+  set_error_handler(handler: GlobalErrorHandler): void;
+  set_not_found_handler(handler: GlobalNotFoundHandler): void;
+  readonly handlers: { on_not_found: GlobalNotFoundHandler; on_error: GlobalErrorHandler };
+
+  /** Routes by lowercase method (`del` for DELETE), then pattern. */
+  readonly routes: { [method: string]: { [pattern: string]: Route } };
+  /** Middlewares by scope (`'/'` = global). */
+  readonly middlewares: { [pattern: string]: Array<{ id: number; pattern: string; handler: MiddlewareHandler }> };
+
+  /** Not supported: throws. */
+  readonly uws_instance: never;
+  /** Not supported: throws. */
+  readonly hosts: never;
+  /** Not supported (WebSockets): throws. */
+  publish(topic: string, message: SendableData, is_binary?: boolean, compress?: boolean): never;
+  /** Not supported (WebSockets): throws. */
+  num_of_subscribers(topic: string): never;
+}
+
+// ------------------------------------------------------------------ request
+
+export interface Request<Locals = DefaultRequestLocals> extends NodeJS.ReadableStream {}
+
+/** The incoming request. Body readers resolve at once (the body is complete before the handler). */
+export class Request<Locals = DefaultRequestLocals> {
+  private constructor();
+
+  readonly route: Route;
+  readonly app: Server;
+  /** Native request id (only meaningful while the response is open). */
+  readonly raw: number;
+  /** Always true: the body is complete before the handler runs. */
+  readonly received: boolean;
+  readonly paused: boolean;
+
+  readonly method: string;
+  readonly url: string;
+  readonly path: string;
+  readonly path_query: string;
+  headers: { [name: string]: string };
+  readonly cookies: { [name: string]: string };
+  readonly path_parameters: ParamsDictionary;
+  readonly params: ParamsDictionary;
+  readonly query_parameters: ParsedQs;
+  readonly query: ParsedQs;
+  readonly ip: string;
+  readonly proxy_ip: string;
+  readonly ips: string[];
+  readonly hostname: string | undefined;
+  readonly protocol: string;
+  readonly secure: boolean;
+  readonly subdomains: string[];
+  readonly xhr: boolean;
+  readonly baseUrl: string;
+  readonly originalUrl: string;
+  locals: Locals;
+  /** Free for middlewares (e.g. a parsed body); used by `param()`. */
+  body?: any;
+
+  /** Throw ERR_INCOMPATIBLE_CALL. */
+  readonly fresh: never;
+  readonly stale: never;
+  readonly signedCookies: never;
+
+  get(name: string): string | undefined;
+  header(name: string): string | undefined;
+  accepts(...types: string[]): string | false;
+  accepts(types: string[]): string | false;
+  acceptsCharsets(...charsets: string[]): string | false;
+  acceptsEncodings(...encodings: string[]): string | false;
+  acceptsLanguages(...languages: string[]): string | false;
+  is(types: string | string[], ...more: string[]): string | false | null;
+  range(size: number, options?: { combine?: boolean }): -1 | -2 | ({ start: number; end: number }[] & { type: string }) | undefined;
+  param(name: string, default_value?: any): any;
+  sign(value: string, secret: string): string;
+  unsign(signed_value: string, secret: string): string | undefined;
+
+  buffer(): Promise<Buffer>;
+  text(): Promise<string>;
+  json<T = any, D = {}>(default_value?: D): Promise<T | D>;
+  urlencoded(): Promise<ParsedQs>;
+  /** Not supported yet: throws. */
+  multipart(...args: any[]): never;
+
+  pause(): this;
+  resume(): this;
+  pipe<T extends NodeJS.WritableStream>(destination: T, options?: { end?: boolean }): T;
+}
+
+// ------------------------------------------------------------------ response
+
+export interface CookieOptions {
+  domain?: string;
+  path?: string;
+  maxAge?: number;
+  expires?: Date;
+  secure?: boolean;
+  httpOnly?: boolean;
+  sameSite?: boolean | 'none' | 'lax' | 'strict';
+  partitioned?: boolean;
+  priority?: 'low' | 'medium' | 'high';
+  /** Signs the value (as `req.sign`). */
+  secret?: string;
+}
+
+export type ResponseEvent = 'prepare' | 'finish' | 'abort' | 'close';
+
+/**
+ * The response. An EventEmitter, Writable-compatible enough for `readable.pipe(res)`.
+ * Events, each at most once, listeners get `(req, res)`: `prepare` (before the head is committed),
+ * `finish` (successful completion, then `close`), `abort` (client gone, then `close`), `close`
+ * (always last). Also `drain` after `write()`/`sse.send()` returned false.
+ */
+export class Response<Locals = DefaultResponseLocals> extends EventEmitter implements NodeJS.WritableStream {
+  private constructor();
+
+  readonly route: Route;
+  readonly app: Server;
+  readonly raw: number;
+  /** Status line and headers were committed. */
+  readonly initiated: boolean;
+  readonly headersSent: boolean;
+  /** Finished, client gone, or closed. */
+  readonly completed: boolean;
+  /** Same as `completed` (compatibility). */
+  readonly aborted: boolean;
+  /** hyper-sse: why the response ended; `null` while open. */
+  readonly close_reason: CloseReason | null;
+  statusCode: number;
+  statusMessage: string | undefined;
+  locals: Locals;
+  readonly upgrade_socket: null;
+  /** Body bytes written; -1 once completed. */
+  readonly write_offset: number;
+  /** An SSEventStream for GET requests, else undefined. */
+  readonly sse: SSEventStream | undefined;
+
+  readonly writable: boolean;
+  readonly writableEnded: boolean;
+  readonly writableFinished: boolean;
+  readonly writableNeedDrain: boolean;
+  readonly writableHighWaterMark: number;
+  readonly destroyed: boolean;
+
+  on(event: ResponseEvent, listener: (request: Request, response: Response<Locals>) => void): this;
+  on(event: 'drain', listener: () => void): this;
+  on(event: string | symbol, listener: (...args: any[]) => void): this;
+  once(event: ResponseEvent, listener: (request: Request, response: Response<Locals>) => void): this;
+  once(event: 'drain', listener: () => void): this;
+  once(event: string | symbol, listener: (...args: any[]) => void): this;
+
+  status(code: number, message?: string): this;
+  header(name: string, value: string | number | Array<string | number>, overwrite?: boolean): this;
+  type(type: string): this;
+  cookie(name: string, value: string | null, expiry_ms?: number | null, options?: CookieOptions, sign_cookie?: boolean): this;
+
+  write(chunk: SendableData, callback?: (error?: Error | null) => void): boolean;
+  write(chunk: SendableData, encoding?: BufferEncoding, callback?: (error?: Error | null) => void): boolean;
+  send(body?: SendableData, close_connection?: boolean): this;
+  end(callback?: () => void): this;
+  end(chunk: SendableData, callback?: () => void): this;
+  end(chunk: SendableData, encoding?: BufferEncoding, callback?: () => void): this;
+  json(body: any): this;
+  jsonp(body: any, name?: string): this;
+  html(body: string): this;
+  redirect(url: string): this | false;
+  stream(readable: NodeJS.ReadableStream, total_size?: number): Promise<void>;
+  close(): void;
+  atomic(handler: () => void): this;
+  drain(handler: (offset: number) => boolean): void;
+  throw(error: Error | unknown): this;
+  sendStatus(code: number): this;
+
+  append(name: string, value: string | number | Array<string | number>): this;
+  setHeader(name: string, value: string | number | Array<string | number>): this;
+  set(name: string, value: string | number | Array<string | number>): this;
+  set(headers: { [name: string]: string | number | Array<string | number> }): this;
+  writeHeaders(headers: { [name: string]: string | number | Array<string | number> }): this;
+  setHeaders(headers: { [name: string]: string | number | Array<string | number> }): this;
+  writeHeaderValues(name: string, values: Array<string | number>): this;
+  getHeader(name: string): string | string[] | undefined;
+  get(name: string): string | string[] | undefined;
+  hasHeader(name: string): boolean;
+  getHeaders(): { [name: string]: string | string[] };
+  getHeaderNames(): string[];
+  removeHeader(name: string): this;
+  location(url: string): this;
+  links(links: { [rel: string]: string }): this;
+  vary(name: string): this;
+  setCookie(name: string, value: string | null, options?: CookieOptions): this;
+  hasCookie(name: string): boolean;
+  removeCookie(name: string): this;
+  clearCookie(name: string): this;
+  attachment(path?: string, name?: string): this;
+  cork(): void;
+  uncork(): void;
+  setDefaultEncoding(encoding: BufferEncoding): this;
+  destroy(error?: Error): this;
+
+  /** Not supported yet: throw. */
+  file(path: string, callback?: (...args: any[]) => void): never;
+  sendFile(path: string): never;
+  download(path: string, filename?: string): never;
+  upgrade(context?: any): never;
+  /** Throw ERR_INCOMPATIBLE_CALL. */
+  format(...args: any[]): never;
+  render(...args: any[]): never;
+}
+
+// ------------------------------------------------------------------ SSE
+
+/**
+ * `res.sse`. The first call of any kind sends the SSE headers. Write methods return false above
+ * the high-water mark (`drain` follows on the response) and once the stream ended.
+ * Applications may store their own properties on it.
+ */
+export class SSEventStream {
+  private constructor();
+  /** Writes `: open`. */
+  open(): boolean;
+  /** Writes `: text` (one `: ` per line; no text → `:`). */
+  comment(text?: string): boolean;
+  /** Overloads by argument count; `null`/`undefined` id or event omit the field. Throws ERR_SSE_INVALID_FIELD. */
+  send(data: unknown): boolean;
+  send(event: string | null | undefined, data: unknown): boolean;
+  send(id: string | number | null | undefined, event: string | null | undefined, data: unknown): boolean;
+  /** hyper-sse: writes `retry: ms` (non-negative integer). */
+  retry(ms: number): boolean;
+  /** Ends the stream (`finish`, `close`); returns the Response. */
+  close(): Response;
+  /** True until the response completed. */
+  readonly active: boolean;
+  [key: string]: any;
+}
+
+// ------------------------------------------------------------------ Channel
+
+export interface ChannelOptions {
+  /** Events kept for `Last-Event-ID` replay. Default 0. */
+  history?: number;
+}
+
+/** hyper-sse: native SSE fan-out with history and `Last-Event-ID` replay. */
+export class Channel {
+  constructor(options?: ChannelOptions);
+  readonly history: number;
+  /** Adds `res.sse` (sends SSE headers if needed, replays after Last-Event-ID / `last_event_id`). */
+  subscribe(sse: SSEventStream): boolean;
+  unsubscribe(sse: SSEventStream): boolean;
+  /** Broadcasts; returns the event id (`String(n)` increasing from '1' when not given). */
+  send(data: unknown): string;
+  send(event: string | null | undefined, data: unknown): string;
+  send(id: string | number | null | undefined, event: string | null | undefined, data: unknown): string;
+  /** Live subscribers. */
+  readonly size: number;
+  /** Ends every subscribed stream (`finish`, `close`, reason `'server'`); returns how many. */
+  close(): number;
+}
+
+// ------------------------------------------------------------------ not supported yet (names only)
+
+/** Not supported yet (file helpers). */
+export interface LiveFile {
+  readonly path: string;
+  readonly is_ready: boolean;
+}
+
+/** Not supported yet (multipart). */
+export interface MultipartField {
+  readonly name: string;
+  readonly value?: string;
+}
+
+/** Not supported yet (WebSockets). */
+export interface Websocket<TUserData = unknown> extends EventEmitter {
+  context: TUserData;
+}
+
+/** WebSocket compression presets (numeric values as in uWebSockets.js). */
+export const compressors: {
+  readonly DISABLED: number;
+  readonly SHARED_COMPRESSOR: number;
+  readonly SHARED_DECOMPRESSOR: number;
+  readonly DEDICATED_DECOMPRESSOR: number;
+  readonly DEDICATED_DECOMPRESSOR_32KB: number;
+  readonly DEDICATED_DECOMPRESSOR_16KB: number;
+  readonly DEDICATED_DECOMPRESSOR_8KB: number;
+  readonly DEDICATED_DECOMPRESSOR_4KB: number;
+  readonly DEDICATED_DECOMPRESSOR_2KB: number;
+  readonly DEDICATED_DECOMPRESSOR_1KB: number;
+  readonly DEDICATED_DECOMPRESSOR_512B: number;
+  readonly DEDICATED_COMPRESSOR: number;
+  readonly DEDICATED_COMPRESSOR_3KB: number;
+  readonly DEDICATED_COMPRESSOR_4KB: number;
+  readonly DEDICATED_COMPRESSOR_8KB: number;
+  readonly DEDICATED_COMPRESSOR_16KB: number;
+  readonly DEDICATED_COMPRESSOR_32KB: number;
+  readonly DEDICATED_COMPRESSOR_64KB: number;
+  readonly DEDICATED_COMPRESSOR_128KB: number;
+  readonly DEDICATED_COMPRESSOR_256KB: number;
+};

@@ -1,0 +1,461 @@
+'use strict';
+/**
+ * Request: the Hyper-Express 6.14.12 request API (spec section 4) over the native addon.
+ *
+ * Everything is lazy: headers, body, peer address and the parsed url are fetched from the native
+ * side on first use. The body is complete before the handler runs (chunked bodies included), so
+ * `buffer()`/`text()`/`json()`/`urlencoded()` resolve at once. A Readable stream over the body is
+ * created on first use of a stream method (`pipe`, `on('data')`, `read`, ...); it emits
+ * `'received'(totalBytes)`.
+ *
+ * Lazily read request data (headers, body, ip) is available while the response is open and
+ * until the end of the tick in which it closed.
+ */
+const { Readable } = require('node:stream');
+const querystring = require('node:querystring');
+const { isIP } = require('node:net');
+const cookie = require('cookie');
+const accepts = require('accepts');
+const typeis = require('type-is');
+const parseRange = require('range-parser');
+const signature = require('./signature');
+
+const INCOMPATIBLE = (name) =>
+  new Error(`ERR_INCOMPATIBLE_CALL: Request.${name} is not supported by hyper-sse (as in Hyper-Express).`);
+
+class Request {
+  /**
+   * Created by the server for each request; not meant to be constructed by applications.
+   * @param {object} route matched route record
+   * @param {number} id native request id
+   * @param {string} method uppercase method
+   * @param {string} url raw request target
+   * @param {string[] | null} params raw path-parameter values
+   * @param {object} native the NativeServer serving this request
+   */
+  constructor(route, id, method, url, params, native) {
+    /** The matched route record. */
+    this.route = route;
+    /** @private */ this._id = id;
+    /** @private */ this._native = native;
+    /** @private */ this._method = method;
+    /** @private */ this._raw_url = url;
+    /** @private */ this._params = params;
+    /** @private */ this._path = null;
+    /** @private */ this._query = null;
+    /** @private */ this._url = null;
+    /** @private */ this._query_parameters = undefined;
+    /** @private */ this._path_parameters = undefined;
+    /** @private */ this._cookies = undefined;
+    /** @private */ this._body = null;
+    /** @private */ this._text = undefined;
+    /** @private */ this._json = undefined;
+    /** @private */ this._readable = null;
+    /** @private */ this._locals = undefined;
+    /** @private */ this._ip = null;
+    /** @private */ this._paused = false;
+    /** The body was received completely (always true: bodies are read before the handler). */
+    this.received = true;
+  }
+
+  /** @private splits the raw url into path and query */
+  _split() {
+    const url = this._raw_url;
+    const q = url.indexOf('?');
+    if (q < 0) {
+      this._path = url;
+      this._query = '';
+    } else {
+      this._path = url.slice(0, q);
+      this._query = url.slice(q + 1);
+    }
+  }
+
+  /** Uppercase method (`'DELETE'`, never `'DEL'`). @type {string} */
+  get method() {
+    return this._method;
+  }
+
+  /** Path + (`'?' + query` when the query is not empty), not decoded. @type {string} */
+  get url() {
+    if (this._url === null) {
+      if (this._path === null) this._split();
+      this._url = this._query === '' ? this._path : this._path + '?' + this._query;
+    }
+    return this._url;
+  }
+
+  /** Raw path without the query, not decoded. @type {string} */
+  get path() {
+    if (this._path === null) this._split();
+    return this._path;
+  }
+
+  /** Query string without `?` (`''` when none). @type {string} */
+  get path_query() {
+    if (this._path === null) this._split();
+    return this._query;
+  }
+
+  /**
+   * Request headers: lowercase names; for a repeated header the last value wins.
+   * Built on first access, then an own data property (assignable).
+   * @type {Record<string, string>}
+   */
+  get headers() {
+    const list = this._native.reqHeaders(this._id);
+    const headers = {};
+    for (let i = 0; i + 1 < list.length; i += 2) headers[list[i]] = list[i + 1];
+    Object.defineProperty(this, 'headers', { value: headers, writable: true, enumerable: true, configurable: true });
+    return headers;
+  }
+
+  set headers(value) {
+    Object.defineProperty(this, 'headers', { value, writable: true, enumerable: true, configurable: true });
+  }
+
+  /**
+   * `node:querystring` parse of the query (repeated keys → arrays); cached.
+   * @type {Record<string, string | string[]>}
+   */
+  get query_parameters() {
+    if (this._query_parameters === undefined) {
+      const query = this.path_query;
+      this._query_parameters = query === '' ? {} : querystring.parse(query);
+    }
+    return this._query_parameters;
+  }
+
+  /** Alias of `query_parameters`. */
+  get query() {
+    return this.query_parameters;
+  }
+
+  /**
+   * Path parameters by name (`/users/:id` → `{ id }`), raw (not percent-decoded); `{}` if none.
+   * @type {Record<string, string>}
+   */
+  get path_parameters() {
+    if (this._path_parameters === undefined) {
+      const out = {};
+      const names = this.route.param_names;
+      const values = this._params;
+      if (names !== undefined && values !== null && values !== undefined) {
+        for (let i = 0; i < names.length && i < values.length; i++) {
+          if (names[i] !== null) out[names[i]] = values[i];
+        }
+      }
+      this._path_parameters = out;
+    }
+    return this._path_parameters;
+  }
+
+  /** Alias of `path_parameters`. */
+  get params() {
+    return this.path_parameters;
+  }
+
+  /** Parsed `Cookie` header (values percent-decoded); `{}` if absent. @type {Record<string, string>} */
+  get cookies() {
+    if (this._cookies === undefined) {
+      const header = this.headers.cookie;
+      this._cookies = header ? cookie.parse(header) : {};
+    }
+    return this._cookies;
+  }
+
+  /** Peer address (`'127.0.0.1'`); with `trust_proxy`, the first `X-Forwarded-For` item. */
+  get ip() {
+    if (this._ip === null) {
+      const xff = this.route.app._options.trust_proxy ? this.headers['x-forwarded-for'] : undefined;
+      this._ip = xff ? xff.split(',')[0].trim() : this._native.reqRemote(this._id) || '';
+    }
+    return this._ip;
+  }
+
+  /** PROXY-protocol address: not supported, always `''`. */
+  get proxy_ip() {
+    return '';
+  }
+
+  /** With `trust_proxy`: every `X-Forwarded-For` item; else `[ip]`. @type {string[]} */
+  get ips() {
+    const xff = this.route.app._options.trust_proxy ? this.headers['x-forwarded-for'] : undefined;
+    if (xff) return xff.split(',').map((s) => s.trim());
+    return [this.ip, this.proxy_ip].filter((ip) => ip);
+  }
+
+  /** `Host` without port (IPv6 literals kept); `X-Forwarded-Host` first when trusted. */
+  get hostname() {
+    let host = this.route.app._options.trust_proxy ? this.headers['x-forwarded-host'] : undefined;
+    if (host) host = host.split(',')[0].trim();
+    else host = this.headers.host;
+    if (!host) return undefined;
+    const offset = host.charCodeAt(0) === 91 ? host.indexOf(']') + 1 : 0;
+    const colon = host.indexOf(':', offset);
+    return colon === -1 ? host : host.slice(0, colon);
+  }
+
+  /** `'http'` (or the first `X-Forwarded-Proto` item when trusted). */
+  get protocol() {
+    const xfp = this.route.app._options.trust_proxy ? this.headers['x-forwarded-proto'] : undefined;
+    if (xfp) return xfp.split(',')[0].trim();
+    return 'http';
+  }
+
+  /** `protocol === 'https'`. */
+  get secure() {
+    return this.protocol === 'https';
+  }
+
+  /** Express semantics (offset 2). @type {string[]} */
+  get subdomains() {
+    const hostname = this.hostname;
+    if (!hostname) return [];
+    const parts = isIP(hostname) ? [hostname] : hostname.split('.').reverse();
+    return parts.slice(2);
+  }
+
+  /** `X-Requested-With: XMLHttpRequest`. */
+  get xhr() {
+    return (this.headers['x-requested-with'] || '').toLowerCase() === 'xmlhttprequest';
+  }
+
+  /** Same as `path`. */
+  get baseUrl() {
+    return this.path;
+  }
+
+  /** Same as `url`. */
+  get originalUrl() {
+    return this.url;
+  }
+
+  /** Per-request data. */
+  get locals() {
+    if (this._locals === undefined) this._locals = {};
+    return this._locals;
+  }
+
+  set locals(value) {
+    this._locals = value;
+  }
+
+  /** The owning Server. */
+  get app() {
+    return this.route.app;
+  }
+
+  /** The native request id. */
+  get raw() {
+    return this._id;
+  }
+
+  /** Whether `pause()` was called without `resume()`. */
+  get paused() {
+    return this._paused;
+  }
+
+  /** Throws `ERR_INCOMPATIBLE_CALL` (as in Hyper-Express). */
+  get fresh() {
+    throw INCOMPATIBLE('fresh');
+  }
+
+  /** Throws `ERR_INCOMPATIBLE_CALL` (as in Hyper-Express). */
+  get stale() {
+    throw INCOMPATIBLE('stale');
+  }
+
+  /** Throws `ERR_INCOMPATIBLE_CALL` (as in Hyper-Express). */
+  get signedCookies() {
+    throw INCOMPATIBLE('signedCookies');
+  }
+
+  // ---------------------------------------------------------------- methods
+
+  /**
+   * Case-insensitive header value; `referer`/`referrer` are interchangeable.
+   * @param {string} name
+   * @returns {string | undefined}
+   */
+  get(name) {
+    const key = String(name).toLowerCase();
+    if (key === 'referer' || key === 'referrer') return this.headers.referer || this.headers.referrer;
+    return this.headers[key];
+  }
+
+  /** Alias of `get()`. */
+  header(name) {
+    return this.get(name);
+  }
+
+  /** `accepts` package: best of the given types, or false. */
+  accepts(...types) {
+    const a = accepts(this);
+    return a.types.apply(a, types);
+  }
+
+  acceptsCharsets(...charsets) {
+    const a = accepts(this);
+    return a.charsets.apply(a, charsets);
+  }
+
+  acceptsEncodings(...encodings) {
+    const a = accepts(this);
+    return a.encodings.apply(a, encodings);
+  }
+
+  acceptsLanguages(...languages) {
+    const a = accepts(this);
+    return a.languages.apply(a, languages);
+  }
+
+  /** `type-is` against the `content-type` header. */
+  is(types, ...rest) {
+    return typeis(this, Array.isArray(types) ? types : [types, ...rest]);
+  }
+
+  /** `range-parser` of the `Range` header; undefined when absent. */
+  range(size, options) {
+    const range = this.headers.range;
+    if (!range) return undefined;
+    return parseRange(size, range, options);
+  }
+
+  /** Path parameter, then `req.body[name]` (when an object), then query parameter, else `dflt`. */
+  param(name, dflt) {
+    const params = this.path_parameters;
+    if (Object.prototype.hasOwnProperty.call(params, name) && params[name] != null) return params[name];
+    const body = this.body;
+    if (body !== null && typeof body === 'object' && body[name] != null) return body[name];
+    const query = this.query_parameters;
+    if (query[name] != null) return query[name];
+    return dflt;
+  }
+
+  /** Signs `value` (cookie-signature format). */
+  sign(value, secret) {
+    return signature.sign(value, secret);
+  }
+
+  /** Returns the value of a signed string, or undefined when the signature does not match. */
+  unsign(signed, secret) {
+    return signature.unsign(signed, secret);
+  }
+
+  // ---------------------------------------------------------------- body
+
+  /** @private */
+  _buffer() {
+    if (this._body === null) this._body = this._native.reqBody(this._id) || Buffer.alloc(0);
+    return this._body;
+  }
+
+  /** The body as a Buffer (empty when none). @returns {Promise<Buffer>} */
+  buffer() {
+    return Promise.resolve(this._buffer());
+  }
+
+  /** The body decoded as UTF-8 (`''` when none). @returns {Promise<string>} */
+  text() {
+    if (this._text === undefined) this._text = this._buffer().toString('utf8');
+    return Promise.resolve(this._text);
+  }
+
+  /**
+   * The body parsed as JSON; `dflt` when empty or invalid.
+   * @param {any} [dflt={}]
+   * @returns {Promise<any>}
+   */
+  json(dflt = {}) {
+    if (this._json === undefined) {
+      const buf = this._buffer();
+      if (buf.length === 0) return Promise.resolve(dflt);
+      try {
+        this._json = { value: JSON.parse(buf.toString('utf8')) };
+      } catch {
+        return Promise.resolve(dflt);
+      }
+    }
+    return Promise.resolve(this._json.value);
+  }
+
+  /** `node:querystring` parse of the body text (`{}` when empty). @returns {Promise<object>} */
+  urlencoded() {
+    const buf = this._buffer();
+    return Promise.resolve(buf.length === 0 ? {} : querystring.parse(buf.toString('utf8')));
+  }
+
+  /** Not supported yet: throws. */
+  multipart() {
+    throw new Error('hyper-sse: Request.multipart() is not supported yet');
+  }
+
+  // ---------------------------------------------------------------- stream
+
+  /** @private the body Readable, created on first use */
+  _stream() {
+    if (this._readable === null) {
+      const options = this.route.streaming && this.route.streaming.readable;
+      const readable = new Readable(Object.assign({}, options, { read() {} }));
+      const body = this._buffer();
+      if (body.length > 0) readable.push(body);
+      readable.push(null);
+      if (this._paused) readable.pause();
+      this._readable = readable;
+      process.nextTick(() => readable.emit('received', body.length));
+    }
+    return this._readable;
+  }
+
+  /** Pauses the body stream. @returns {this} */
+  pause() {
+    this._paused = true;
+    if (this._readable !== null) this._readable.pause();
+    return this;
+  }
+
+  /** Resumes the body stream. @returns {this} */
+  resume() {
+    this._paused = false;
+    if (this._readable !== null) this._readable.resume();
+    return this;
+  }
+
+  /** Pipes the body into `destination`. @returns the destination */
+  pipe(destination, options) {
+    return this._stream().pipe(destination, options);
+  }
+}
+
+// Readable/EventEmitter methods forward to the lazily created body stream.
+const CHAINABLE = ['on', 'once', 'addListener', 'prependListener', 'prependOnceListener', 'off', 'removeListener',
+  'removeAllListeners', 'setMaxListeners', 'setEncoding', 'unpipe', 'unshift', 'wrap', 'destroy'];
+const PASSTHROUGH = ['emit', 'listeners', 'rawListeners', 'listenerCount', 'eventNames', 'getMaxListeners', 'read',
+  'isPaused'];
+for (const name of CHAINABLE) {
+  Request.prototype[name] = function (...args) {
+    const readable = this._stream();
+    const out = readable[name](...args);
+    return out === readable ? this : out;
+  };
+}
+for (const name of PASSTHROUGH) {
+  Request.prototype[name] = function (...args) {
+    return this._stream()[name](...args);
+  };
+}
+Request.prototype[Symbol.asyncIterator] = function () {
+  return this._stream()[Symbol.asyncIterator]();
+};
+for (const name of ['readable', 'readableEnded', 'readableFlowing', 'readableLength', 'readableHighWaterMark',
+  'readableEncoding', 'readableObjectMode', 'destroyed']) {
+  Object.defineProperty(Request.prototype, name, {
+    configurable: true,
+    get() {
+      return this._stream()[name];
+    },
+  });
+}
+
+module.exports = Request;

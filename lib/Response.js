@@ -1,0 +1,899 @@
+'use strict';
+/**
+ * Response: the Hyper-Express 6.14.12 response API (spec section 5) over the native addon.
+ *
+ * It is an EventEmitter, not a real `stream.Writable` (one per request would cost too much), but
+ * it is Writable-compatible enough for `readable.pipe(res)`: `write()` returns false at the
+ * high-water mark and `'drain'` follows, `end()` ends the response after every queued write.
+ *
+ * Events (each at most once, listeners get `(req, res)`; nothing is emitted after `close`):
+ * - `prepare` just before the status line and headers are committed (headers may still change);
+ * - `finish` when the response completed successfully (send/end/json/sse.close/stream, also when
+ *   it was streamed), before `close`; never together with `abort`;
+ * - `abort` when the client went away (or was cut for a write timeout / slow reading) before the
+ *   response completed; `close` follows at once;
+ * - `close` last event of every response, exactly once;
+ * - `drain` after a `write()`/`sse.send()` returned false, once the queue fell below the mark.
+ * A listener that throws (or rejects) is reported to the server's error handler, never crashes.
+ */
+const { EventEmitter } = require('node:events');
+const { STATUS_CODES } = require('node:http');
+const cookie = require('cookie');
+const mime = require('mime-types');
+const { OPEN, queueRelease, touch } = require('./state');
+const { sign } = require('./signature');
+const SSEventStream = require('./SSEventStream');
+
+const EMPTY = Object.freeze([]);
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+const INCOMPATIBLE = (name) =>
+  new Error(`ERR_INCOMPATIBLE_CALL: Response.${name} is not supported by hyper-sse (as in Hyper-Express).`);
+const UNSUPPORTED = (name) => new Error(`hyper-sse: Response.${name} is not supported yet`);
+
+function invalidChar(what, name) {
+  const err = new TypeError(`hyper-sse: invalid character in ${what} ${JSON.stringify(name)}`);
+  err.code = 'ERR_INVALID_CHAR';
+  return err;
+}
+
+function checkValue(name, value) {
+  if (value === undefined || value === null) {
+    const err = new TypeError(`hyper-sse: invalid value ${String(value)} for header ${JSON.stringify(name)}`);
+    err.code = 'ERR_HTTP_INVALID_HEADER_VALUE';
+    throw err;
+  }
+  const str = typeof value === 'string' ? value : String(value);
+  if (INVALID_VALUE.test(str)) throw invalidChar('header value of', name);
+  return str;
+}
+
+/** Converts a body/chunk into what the addon accepts: `Buffer | string | null`. */
+function toBody(body, encoding) {
+  if (body === undefined || body === null) return null;
+  if (typeof body === 'string') {
+    if (encoding !== undefined && encoding !== null && encoding !== 'utf8' && encoding !== 'utf-8') {
+      return Buffer.from(body, encoding);
+    }
+    return body;
+  }
+  if (Buffer.isBuffer(body)) return body;
+  if (body instanceof ArrayBuffer) return Buffer.from(body);
+  if (ArrayBuffer.isView(body)) return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  return String(body);
+}
+
+function writeAfterEnd() {
+  const err = new Error('hyper-sse: write after the response completed');
+  err.code = 'ERR_STREAM_WRITE_AFTER_END';
+  return err;
+}
+
+function reportListenerError(res, err) {
+  try {
+    res.app._handle_error(res._req, res, err);
+  } catch (e) {
+    console.error(e);
+  }
+}
+
+function invoke(res, fn, n, a, b, args) {
+  try {
+    let out;
+    if (n === 0) out = fn.call(res);
+    else if (n === 1) out = fn.call(res, a);
+    else if (n === 2) out = fn.call(res, a, b);
+    else out = Reflect.apply(fn, res, Array.prototype.slice.call(args, 1));
+    if (out !== undefined && out !== null && typeof out.then === 'function') {
+      out.then(undefined, (err) => reportListenerError(res, err));
+    }
+  } catch (err) {
+    reportListenerError(res, err);
+  }
+}
+
+class Response extends EventEmitter {
+  /**
+   * Created by the server for each request; not meant to be constructed by applications.
+   * @param {object} route matched route record
+   * @param {import('./Request')} req
+   * @param {number} id native request id
+   * @param {object} native the NativeServer serving this request
+   * @param {object} releaseQueue per-native release queue
+   */
+  constructor(route, req, id, native, releaseQueue) {
+    super();
+    /** The matched route record. */
+    this.route = route;
+    /** @private */ this._req = req;
+    /** @private */ this._id = id;
+    /** @private */ this._native = native;
+    /** @private */ this._release = releaseQueue;
+    /** @private */ this._status = 200;
+    /** @private */ this._message = null;
+    /** @private name → string | string[] */ this._headers = null;
+    /** @private name → serialized cookie */ this._cookies = null;
+    /** @private */ this._prepared = false;
+    /** @private send() in progress or done */ this._sending = false;
+    /** @private response started as a chunked stream (resHead) */ this._streaming = false;
+    /** @private streamed as SSE (resHead sse=true) */ this._sse_mode = false;
+    /** @private */ this._need_drain = false;
+    /** @private */ this._written = 0;
+    /** @private explicit Content-Length for stream(readable, total) */ this._length = -1;
+    /** @private */ this._sse = undefined;
+    /** @private */ this._locals = undefined;
+    /** @private */ this._drain_handler = null;
+    /** Status line and headers were handed to the native side (alias: `headersSent`). */
+    this.initiated = false;
+    /** The response finished, the client left, or `close()` was called (alias: `aborted`). */
+    this.completed = false;
+    /**
+     * Why the response ended: `null` while open, then `'finished'` (completed normally),
+     * `'client'` (client disconnected), `'timeout'` (a write made no progress for `write_timeout`),
+     * `'slow_client'` (more than `max_queued_bytes` queued: evicted), `'server'` (`res.close()` or
+     * `channel.close()`), `'shutdown'` (`server.shutdown()` / `server.force_close()`).
+     * @type {null | 'finished' | 'client' | 'timeout' | 'slow_client' | 'server' | 'shutdown'}
+     */
+    this.close_reason = null;
+  }
+
+  // ---------------------------------------------------------------- events
+
+  /**
+   * Emits like EventEmitter, but a listener that throws or rejects is reported to the server's
+   * error handler `(req, res, err)` instead of propagating; the other listeners still run.
+   * @returns {boolean}
+   */
+  emit(type, a, b) {
+    const events = this._events;
+    const handler = events === undefined ? undefined : events[type];
+    if (handler === undefined) {
+      if (type === 'error') reportListenerError(this, a instanceof Error ? a : new Error(String(a)));
+      return false;
+    }
+    const n = arguments.length - 1;
+    if (typeof handler === 'function') invoke(this, handler, n, a, b, arguments);
+    else {
+      const list = handler.slice();
+      for (let i = 0; i < list.length; i++) invoke(this, list[i], n, a, b, arguments);
+    }
+    return true;
+  }
+
+  /** @private emits `prepare` once, before anything is committed */
+  _prepare() {
+    if (this._prepared) return;
+    this._prepared = true;
+    if (this._events.prepare !== undefined) this.emit('prepare', this._req, this);
+  }
+
+  /** @private forget this response (after `close` was emitted) */
+  _cleanup() {
+    OPEN.delete(this._id);
+    queueRelease(this._release, this._id);
+    this.route.app._response_closed();
+  }
+
+  /** @private successful completion: `finish` then `close` */
+  _finish(reason) {
+    this.close_reason = reason;
+    this._sending = true;
+    if (this._events.finish !== undefined) {
+      this.emit('finish', this._req, this);
+      if (this.completed) return; // a finish listener called res.close()
+    }
+    this.completed = true;
+    if (this._events.close !== undefined) this.emit('close', this._req, this);
+    this._cleanup();
+  }
+
+  /** @private the client is gone: `abort` then `close` */
+  _abort(reason) {
+    if (this.completed) return;
+    this.completed = true;
+    this.close_reason = reason;
+    if (this._events.abort !== undefined) this.emit('abort', this._req, this);
+    if (this._events.close !== undefined) this.emit('close', this._req, this);
+    this._cleanup();
+  }
+
+  /** @private ended by the server without a normal completion: `close` only */
+  _terminate(reason) {
+    if (this.completed) return;
+    this.completed = true;
+    this.close_reason = reason;
+    if (this._events.close !== undefined) this.emit('close', this._req, this);
+    this._cleanup();
+  }
+
+  /** @private native lifecycle event (docs/NATIVE.md onEvent codes) */
+  _onNative(code) {
+    if (this.completed) return;
+    switch (code) {
+      case 1:
+        return this._abort('client');
+      case 2:
+        return this._abort('timeout');
+      case 3:
+        return this._abort('slow_client');
+      case 4:
+        this._need_drain = false;
+        if (this._events.drain !== undefined) this.emit('drain');
+        if (this._drain_handler !== null && !this.completed) this._run_drain_handler();
+        return;
+    }
+  }
+
+  /** @private the native side no longer knows this id (raced with a disconnect) */
+  _gone() {
+    if (!this.completed) this._abort('client');
+  }
+
+  // ---------------------------------------------------------------- head
+
+  /** @private flat `[name, value, ...]` for the native side */
+  _header_list() {
+    const headers = this._headers;
+    const cookies = this._cookies;
+    if (headers === null && cookies === null && this._length < 0) return EMPTY;
+    const out = [];
+    if (headers !== null) {
+      for (const name in headers) {
+        if (name === 'content-length' || name === 'transfer-encoding') continue;
+        const value = headers[name];
+        if (typeof value === 'string') out.push(name, value);
+        else for (let i = 0; i < value.length; i++) out.push(name, value[i]);
+      }
+    }
+    if (cookies !== null) for (const name in cookies) out.push('set-cookie', cookies[name]);
+    if (this._length >= 0) out.push('content-length', String(this._length));
+    return out;
+  }
+
+  /**
+   * @private starts a chunked (or SSE) response: `prepare`, then status + headers.
+   * @returns {boolean} false when the response cannot be written any more
+   */
+  _start(sse) {
+    if (sse) {
+      this.header('content-type', 'text/event-stream', true);
+      this.header('cache-control', 'no-cache', true);
+      this.header('connection', 'keep-alive', true);
+      this.header('x-accel-buffering', 'no', true);
+    }
+    this._prepare();
+    if (this.completed || this.initiated || this._sending) return false;
+    this.initiated = true;
+    this._streaming = true;
+    this._sse_mode = sse;
+    const ok = this._native.resHead(this._id, this._status, this._message, this._header_list(), sse);
+    touch();
+    if (!ok) {
+      this._gone();
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * @private interprets a native write result (bytes queued, or -1 when gone).
+   * @returns {boolean} Writable semantics: false above the high-water mark or when gone
+   */
+  _queued(n) {
+    if (n < 0) return false;
+    if (n >= this.route.app._hwm) {
+      this._need_drain = true;
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * Sets the status code (and optionally a custom reason phrase). Ignored once initiated.
+   * @param {number} code 100–999
+   * @param {string} [message] reason phrase; default the standard one for `code`
+   * @returns {this}
+   */
+  status(code, message) {
+    if (this.initiated) return this;
+    const n = Number(code);
+    if (!Number.isInteger(n) || n < 100 || n > 999) {
+      const err = new RangeError(`hyper-sse: invalid status code ${JSON.stringify(code)} (expected 100-999)`);
+      err.code = 'ERR_HTTP_INVALID_STATUS_CODE';
+      throw err;
+    }
+    this._status = n;
+    if (message !== undefined && message !== null) {
+      const text = String(message);
+      if (INVALID_VALUE.test(text)) throw invalidChar('status message', text);
+      this._message = text;
+    } else {
+      this._message = null;
+    }
+    return this;
+  }
+
+  /**
+   * Sets a header. Names are lowercased; by default a second call with the same name adds
+   * another header line (arrays add one line per value); `overwrite` replaces.
+   * CR, LF or other invalid characters throw a TypeError with `code = 'ERR_INVALID_CHAR'`.
+   * Ignored once the response is initiated.
+   * @param {string} name
+   * @param {string | number | Array<string | number>} value
+   * @param {boolean} [overwrite=false]
+   * @returns {this}
+   */
+  header(name, value, overwrite) {
+    if (typeof name !== 'string' || !TOKEN.test(name)) throw invalidChar('header name', String(name));
+    let v;
+    if (Array.isArray(value)) {
+      v = new Array(value.length);
+      for (let i = 0; i < value.length; i++) v[i] = checkValue(name, value[i]);
+    } else {
+      v = checkValue(name, value);
+    }
+    if (this.initiated) return this;
+    const key = name.toLowerCase();
+    if (this._headers === null) this._headers = Object.create(null);
+    const current = this._headers[key];
+    if (overwrite === true || current === undefined) {
+      this._headers[key] = Array.isArray(v) && v.length === 1 ? v[0] : v;
+    } else if (typeof current === 'string') {
+      this._headers[key] = Array.isArray(v) ? [current, ...v] : [current, v];
+    } else if (Array.isArray(v)) {
+      for (const item of v) current.push(item);
+    } else {
+      current.push(v);
+    }
+    return this;
+  }
+
+  /**
+   * Sets `content-type` from an extension (`'json'`, `'.html'`) or a mime type; unknown → `text/plain`.
+   * Text types get `; charset=utf-8` (mime-types `contentType()`).
+   * @param {string} type
+   * @returns {this}
+   */
+  type(type) {
+    let t = String(type);
+    if (t.charCodeAt(0) === 46) t = t.slice(1);
+    return this.header('content-type', mime.contentType(t) || 'text/plain');
+  }
+
+  /**
+   * Sets a cookie (one `set-cookie` line per name; the same name again replaces it).
+   * Without `options`: `Path=/; Secure; SameSite=None`. `value === null` deletes (`Max-Age=0`).
+   * With `options.secret` (and `sign`), the value is signed like `req.sign()`.
+   * @param {string} name
+   * @param {string | null} value
+   * @param {number} [expiry_ms] sets `Max-Age` (seconds, rounded) and `Expires`
+   * @param {object} [options] `cookie` serialize options plus `secret`
+   * @param {boolean} [sign_cookie=true]
+   * @returns {this}
+   */
+  cookie(name, value, expiry_ms, options, sign_cookie = true) {
+    if (name && value === null) return this.cookie(name, '', null, { maxAge: 0 }, false);
+    const opts = options ? Object.assign({}, options) : { secure: true, sameSite: 'none', path: '/' };
+    if (typeof expiry_ms === 'number') {
+      if (!opts.expires) opts.expires = new Date(Date.now() + expiry_ms);
+      if (!opts.maxAge) opts.maxAge = Math.round(expiry_ms / 1000);
+    }
+    let val = value === undefined ? '' : String(value);
+    if (sign_cookie && typeof opts.secret === 'string') val = sign(val, opts.secret);
+    delete opts.secret;
+    const serialized = cookie.serialize(name, val, opts);
+    if (INVALID_VALUE.test(serialized)) throw invalidChar('cookie', name);
+    if (this.initiated) return this;
+    if (this._cookies === null) this._cookies = Object.create(null);
+    this._cookies[name] = serialized;
+    return this;
+  }
+
+  // ---------------------------------------------------------------- body
+
+  /**
+   * Writable-style write. The first write commits status + headers (`prepare` first) and starts
+   * a chunked body. Returns false when the queued bytes reach the high-water mark (`'drain'`
+   * follows) and after the response completed (nothing is written then).
+   * @param {string | Buffer | ArrayBuffer | Uint8Array} chunk
+   * @param {BufferEncoding | Function} [encoding]
+   * @param {Function} [callback]
+   * @returns {boolean}
+   */
+  write(chunk, encoding, callback) {
+    if (typeof encoding === 'function') {
+      callback = encoding;
+      encoding = undefined;
+    }
+    if (this.completed || this._sending || (!this.initiated && !this._start(false))) {
+      if (typeof callback === 'function') process.nextTick(callback, writeAfterEnd());
+      return false;
+    }
+    const body = toBody(chunk, encoding);
+    let ok = true;
+    if (body !== null && body.length !== 0) {
+      const n = this._native.resWrite(this._id, body);
+      touch();
+      if (n < 0) {
+        if (typeof callback === 'function') process.nextTick(callback, writeAfterEnd());
+        return false;
+      }
+      this._written += typeof body === 'string' ? Buffer.byteLength(body) : body.length;
+      ok = this._queued(n);
+    }
+    if (typeof callback === 'function') process.nextTick(callback);
+    return ok;
+  }
+
+  /**
+   * Ends the response. Without prior writes: one response with `Content-Length`; after writes:
+   * the last chunk then the end of the chunked body. `prepare` (if not yet), `finish`, `close`.
+   * No-op once completed (still returns the Response).
+   * @param {string | Buffer | ArrayBuffer | Uint8Array} [body]
+   * @param {boolean} [close_connection] adds `connection: close`
+   * @returns {this}
+   */
+  send(body, close_connection) {
+    if (this.completed || this._sending) return this;
+    if (close_connection === true && !this.initiated) this.header('connection', 'close', true);
+    this._sending = true;
+    if (!this.initiated) {
+      this._prepare();
+      if (this.completed) return this;
+      this.initiated = true;
+      const ok = this._native.resEnd(this._id, this._status, this._message, this._header_list(), toBody(body));
+      touch();
+      if (!ok) return this._gone(), this;
+    } else {
+      const ok = this._native.resFinish(this._id, toBody(body));
+      touch();
+      if (!ok) return this._gone(), this;
+    }
+    this._finish('finished');
+    return this;
+  }
+
+  /**
+   * Alias of `send(body)` with Writable's `end(chunk, encoding, cb)` shape. Writes queued before
+   * are delivered first (D8).
+   * @returns {this}
+   */
+  end(chunk, encoding, callback) {
+    if (typeof chunk === 'function') {
+      callback = chunk;
+      chunk = undefined;
+    } else if (typeof encoding === 'function') {
+      callback = encoding;
+      encoding = undefined;
+    }
+    if (typeof callback === 'function') {
+      if (this.completed) process.nextTick(callback);
+      else this.once('close', () => callback());
+    }
+    return this.send(toBody(chunk, encoding));
+  }
+
+  /**
+   * `type('json')` + `send(JSON.stringify(body))`.
+   * @returns {this}
+   */
+  json(body) {
+    if (this.completed) return this;
+    return this.type('json').send(JSON.stringify(body));
+  }
+
+  /**
+   * JSONP: `callback(<json>)` with the name from `?callback=` or `name`.
+   * @returns {this}
+   */
+  jsonp(body, name) {
+    if (this.completed) return this;
+    const query = this._req.query_parameters.callback;
+    const fn = (Array.isArray(query) ? query[0] : query) || name || 'callback';
+    return this.type('js').send(`${fn}(${JSON.stringify(body)})`);
+  }
+
+  /**
+   * `type('html').send(body)`.
+   * @returns {this}
+   */
+  html(body) {
+    if (this.completed) return this;
+    return this.type('html').send(body);
+  }
+
+  /**
+   * `302 Found` with `location: url`; returns false when already completed.
+   * @returns {this | false}
+   */
+  redirect(url) {
+    if (this.completed) return false;
+    return this.status(302).header('location', url, true).send();
+  }
+
+  /**
+   * Streams `readable` as the body (chunked, or `Content-Length: total` when given), honouring
+   * backpressure, then ends the response. Resolves when done (also when the client left).
+   * @param {import('stream').Readable} readable
+   * @param {number} [total] total byte size
+   * @returns {Promise<void>}
+   */
+  stream(readable, total) {
+    if (readable === null || typeof readable !== 'object' || typeof readable.on !== 'function') {
+      this.throw(new TypeError('hyper-sse: Response.stream(readable, total) needs a Readable stream'));
+      return Promise.resolve();
+    }
+    if (this.completed) return Promise.resolve();
+    if (typeof total === 'number' && total >= 0 && !this.initiated) this._length = Math.floor(total);
+    return new Promise((resolve) => {
+      let settled = false;
+      const done = () => {
+        if (settled) return;
+        settled = true;
+        readable.removeListener('data', onData);
+        readable.removeListener('end', onEnd);
+        readable.removeListener('error', onError);
+        this.removeListener('drain', onDrain);
+        this.removeListener('close', onClose);
+        resolve();
+      };
+      const onData = (chunk) => {
+        if (!this.write(chunk) && !this.completed) readable.pause();
+      };
+      const onDrain = () => readable.resume();
+      const onEnd = () => {
+        done();
+        this.send();
+      };
+      const onError = (err) => {
+        done();
+        if (!this.initiated) this.throw(err);
+        else this.close();
+      };
+      const onClose = () => {
+        done();
+        if (typeof readable.destroy === 'function' && !readable.destroyed) readable.destroy();
+      };
+      this.on('drain', onDrain);
+      this.once('close', onClose);
+      readable.on('error', onError);
+      readable.on('end', onEnd);
+      readable.on('data', onData);
+      if (typeof readable.resume === 'function') readable.resume();
+    });
+  }
+
+  /**
+   * Drops the connection now, without (the rest of) a response. Emits `close` once
+   * (`close_reason = 'server'`).
+   */
+  close() {
+    if (this.completed) return;
+    this._native.resClose(this._id);
+    touch();
+    this._terminate('server');
+  }
+
+  /**
+   * Runs `fn` at once (writes are already batched by the native side). Kept for compatibility.
+   * @returns {this}
+   */
+  atomic(fn) {
+    if (!this.completed) fn();
+    return this;
+  }
+
+  /**
+   * Low-level backpressure hook (uWS style): `handler(write_offset)` is called on every drain
+   * until it returns true.
+   * @param {(offset: number) => boolean} handler
+   */
+  drain(handler) {
+    this._drain_handler = handler;
+  }
+
+  /** @private */
+  _run_drain_handler() {
+    const handler = this._drain_handler;
+    let out;
+    try {
+      out = handler(this.write_offset);
+    } catch (err) {
+      return this.throw(err);
+    }
+    if (typeof out !== 'boolean') {
+      this.throw(new Error('hyper-sse: Response.drain(handler): handler must return a boolean'));
+    } else if (out && this._drain_handler === handler) this._drain_handler = null;
+  }
+
+  /**
+   * Passes `error` to the server's error handler (non-Errors are wrapped
+   * `ERR_CAUGHT_NON_ERROR_TYPE: ...`).
+   * @returns {this}
+   */
+  throw(error) {
+    if (!(error instanceof Error)) error = new Error(`ERR_CAUGHT_NON_ERROR_TYPE: ${error}`);
+    this.route.app._handle_error(this._req, this, error);
+    return this;
+  }
+
+  /**
+   * Sets the status only (as Hyper-Express does; it does not send).
+   * @returns {this}
+   */
+  sendStatus(code) {
+    return this.status(code);
+  }
+
+  // ---------------------------------------------------------------- aliases (Express / Node)
+
+  /** Same as `header(name, value)` (appends). @returns {this} */
+  append(name, value) {
+    return this.header(name, value);
+  }
+
+  /** Same as `header(name, value)` (appends, as in Hyper-Express). @returns {this} */
+  setHeader(name, value) {
+    return this.header(name, value);
+  }
+
+  /** `set(name, value)` or `set({ name: value, ... })`, appending like `header()`. @returns {this} */
+  set(field, value) {
+    if (field !== null && typeof field === 'object') {
+      for (const name of Object.keys(field)) this.header(name, field[name]);
+      return this;
+    }
+    return this.header(field, value);
+  }
+
+  /** Sets every `name: value` of `headers`. @returns {this} */
+  writeHeaders(headers) {
+    for (const name of Object.keys(headers)) this.header(name, headers[name]);
+    return this;
+  }
+
+  /** Alias of `writeHeaders()`. @returns {this} */
+  setHeaders(headers) {
+    return this.writeHeaders(headers);
+  }
+
+  /** One header line per value. @returns {this} */
+  writeHeaderValues(name, values) {
+    for (const value of values) this.header(name, value);
+    return this;
+  }
+
+  /** @returns {string | string[] | undefined} */
+  getHeader(name) {
+    return this._headers === null ? undefined : this._headers[String(name).toLowerCase()];
+  }
+
+  /** Alias of `getHeader()`. */
+  get(name) {
+    return this.getHeader(name);
+  }
+
+  /** @returns {boolean} */
+  hasHeader(name) {
+    return this.getHeader(name) !== undefined;
+  }
+
+  /** @returns {Record<string, string | string[]>} */
+  getHeaders() {
+    return Object.assign({}, this._headers);
+  }
+
+  /** @returns {string[]} */
+  getHeaderNames() {
+    return this._headers === null ? [] : Object.keys(this._headers);
+  }
+
+  /** @returns {this} */
+  removeHeader(name) {
+    if (this._headers !== null && !this.initiated) delete this._headers[String(name).toLowerCase()];
+    return this;
+  }
+
+  /** `location: url`. @returns {this} */
+  location(url) {
+    return this.header('location', url, true);
+  }
+
+  /** `link: <url>; rel="name", ...`. @returns {this} */
+  links(links) {
+    const parts = Object.keys(links).map((rel) => `<${links[rel]}>; rel="${rel}"`);
+    return this.header('link', parts.join(', '));
+  }
+
+  /** Adds a `vary` value. @returns {this} */
+  vary(name) {
+    return this.header('vary', name);
+  }
+
+  /** `cookie(name, value, undefined, options)`. @returns {this} */
+  setCookie(name, value, options) {
+    return this.cookie(name, value, undefined, options);
+  }
+
+  /** @returns {boolean} */
+  hasCookie(name) {
+    return this._cookies !== null && this._cookies[name] !== undefined;
+  }
+
+  /** Deletion cookie (`Max-Age=0`). @returns {this} */
+  removeCookie(name) {
+    return this.cookie(name, null);
+  }
+
+  /** Alias of `removeCookie()`. @returns {this} */
+  clearCookie(name) {
+    return this.cookie(name, null);
+  }
+
+  /** `content-disposition: attachment[; filename="..."]` (+ type from the extension). @returns {this} */
+  attachment(path, name) {
+    if (path === undefined) return this.header('content-disposition', 'attachment', true);
+    const file = name || String(path).split('/').pop();
+    const ext = file.includes('.') ? file.split('.').pop() : '';
+    this.header('content-disposition', `attachment; filename="${file}"`, true);
+    return ext ? this.type(ext) : this;
+  }
+
+  /** Not supported yet: throws. */
+  file() {
+    throw UNSUPPORTED('file()');
+  }
+
+  /** Not supported yet: throws. */
+  sendFile() {
+    throw UNSUPPORTED('sendFile()');
+  }
+
+  /** Not supported yet: throws. */
+  download() {
+    throw UNSUPPORTED('download()');
+  }
+
+  /** WebSockets are not supported yet: throws. */
+  upgrade() {
+    throw new Error('hyper-sse: WebSocket upgrades are not supported yet');
+  }
+
+  /** Throws `ERR_INCOMPATIBLE_CALL` (as in Hyper-Express). */
+  format() {
+    throw INCOMPATIBLE('format()');
+  }
+
+  /** Throws `ERR_INCOMPATIBLE_CALL` (as in Hyper-Express). */
+  render() {
+    throw INCOMPATIBLE('render()');
+  }
+
+  /** Writable compatibility: no-op. */
+  cork() {}
+
+  /** Writable compatibility: no-op. */
+  uncork() {}
+
+  /** Writable compatibility: no-op. @returns {this} */
+  setDefaultEncoding() {
+    return this;
+  }
+
+  /**
+   * Writable compatibility: drops the connection (like `close()`).
+   * @returns {this}
+   */
+  destroy() {
+    this.close();
+    return this;
+  }
+
+  // ---------------------------------------------------------------- properties
+
+  /** Same as `initiated`. */
+  get headersSent() {
+    return this.initiated;
+  }
+
+  /** Same as `completed` (kept equal for Hyper-Express compatibility; see `close_reason`). */
+  get aborted() {
+    return this.completed;
+  }
+
+  get statusCode() {
+    return this._status;
+  }
+
+  set statusCode(code) {
+    this.status(code, this._message);
+  }
+
+  get statusMessage() {
+    return this._message !== null ? this._message : STATUS_CODES[this._status];
+  }
+
+  set statusMessage(message) {
+    this.status(this._status, message);
+  }
+
+  /** Per-response data. */
+  get locals() {
+    if (this._locals === undefined) this._locals = {};
+    return this._locals;
+  }
+
+  set locals(value) {
+    this._locals = value;
+  }
+
+  /** The owning Server. */
+  get app() {
+    return this.route.app;
+  }
+
+  /** The native request id. */
+  get raw() {
+    return this._id;
+  }
+
+  /** WebSockets are not supported: always null. */
+  get upgrade_socket() {
+    return null;
+  }
+
+  /** Body bytes written so far; -1 once completed. */
+  get write_offset() {
+    return this.completed ? -1 : this._written;
+  }
+
+  /**
+   * The Server-Sent Events stream of this response: an `SSEventStream` for GET requests (the same
+   * object on every access; creating it writes nothing), `undefined` otherwise.
+   * @type {SSEventStream | undefined}
+   */
+  get sse() {
+    if (this._sse === undefined) {
+      if (this._req.method !== 'GET') return undefined;
+      this._sse = new SSEventStream(this);
+    }
+    return this._sse;
+  }
+
+  /** Writable compatibility: true while writes are accepted. */
+  get writable() {
+    return !this.completed && !this._sending;
+  }
+
+  /** Writable compatibility. */
+  get writableEnded() {
+    return this._sending || this.completed;
+  }
+
+  /** Writable compatibility: true once completed successfully. */
+  get writableFinished() {
+    return this.close_reason === 'finished';
+  }
+
+  /** Writable compatibility: true after a write returned false until `drain`. */
+  get writableNeedDrain() {
+    return this._need_drain;
+  }
+
+  /** Writable compatibility: the server's high-water mark. */
+  get writableHighWaterMark() {
+    return this.route.app._hwm;
+  }
+
+  /** Writable compatibility. */
+  get writableObjectMode() {
+    return false;
+  }
+
+  /** Writable compatibility: true once ended without finishing. */
+  get destroyed() {
+    return this.completed && this.close_reason !== 'finished';
+  }
+}
+
+module.exports = Response;

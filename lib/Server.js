@@ -1,0 +1,592 @@
+'use strict';
+/**
+ * Server: the Hyper-Express 6.14.12 app (spec section 2) on the native hyper server.
+ *
+ * Routes and middlewares are compiled at `listen()` into the native route table; each request is
+ * dispatched here (`_on_request`) through the middleware chain to the route handler.
+ */
+const Router = require('./Router');
+const Request = require('./Request');
+const Response = require('./Response');
+const native = require('./native');
+const { OPEN, LIVE, onEvent, setFlusher } = require('./state');
+
+const SIGNALS = ['SIGINT', 'SIGUSR1', 'SIGUSR2', 'SIGTERM'];
+const METHOD_NAMES = ['any', 'get', 'post', 'del', 'head', 'options', 'patch', 'put', 'trace', 'connect', 'upgrade', 'ws'];
+const NOT_SUPPORTED = (what) => new Error(`hyper-sse: ${what} is not supported (no WebSockets / uWS in hyper-sse)`);
+const DOUBLE_NEXT =
+  'ERR_DOUBLE_MIDDLEWARE_EXEUCTION_DETECTED: Please ensure you are not calling the next() iterator inside of an ' +
+  'ASYNC middleware. You must only call next() ONCE per middleware inside of SYNCHRONOUS middlewares only!';
+
+function defaults() {
+  return {
+    is_ssl: false,
+    auto_close: true,
+    fast_abort: false,
+    trust_proxy: false,
+    fast_buffers: false,
+    max_body_buffer: 16 * 1024,
+    max_body_length: 250 * 1024,
+    streaming: {},
+    worker_threads: 1,
+    max_header_size: 16384,
+    sse_heartbeat: 15000,
+    max_queued_bytes: 1024 * 1024,
+    write_timeout: 30000,
+  };
+}
+
+/** Deep-merges `source` into `target` (arrays and non-objects replace). */
+function merge(target, source) {
+  for (const key of Object.keys(source)) {
+    if (key === '__proto__' || key === 'constructor' || key === 'prototype') continue;
+    const value = source[key];
+    if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+      if (target[key] === null || typeof target[key] !== 'object' || Array.isArray(target[key])) target[key] = {};
+      merge(target[key], value);
+    } else {
+      target[key] = value;
+    }
+  }
+  return target;
+}
+
+function numberOption(options, name, min) {
+  const value = Number(options[name]);
+  if (!Number.isFinite(value) || value < min) {
+    throw new RangeError(`hyper-sse: option ${name} must be a number >= ${min}, got ${String(options[name])}`);
+  }
+  return Math.floor(value);
+}
+
+/** Names of the parameters of a pattern in order (`:name` → name, `*` → null). */
+function paramNames(pattern) {
+  const names = [];
+  for (const segment of pattern.split('/')) {
+    if (segment.length > 1 && segment.charCodeAt(0) === 58) names.push(segment.slice(1));
+    else if (segment === '*') names.push(null);
+  }
+  return names;
+}
+
+/** Listening servers with `auto_close`; one set of process hooks serves them all. */
+const AUTO_CLOSE = new Set();
+let hooked = false;
+
+function closeAll() {
+  for (const server of Array.from(AUTO_CLOSE)) server.close();
+}
+
+function onSignal(signal) {
+  closeAll();
+  // Keep the default behaviour of the signal (terminate) when nothing else listens for it.
+  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+}
+
+function autoClose(server) {
+  AUTO_CLOSE.add(server);
+  if (hooked) return;
+  hooked = true;
+  process.on('exit', closeAll);
+  for (const signal of SIGNALS) process.on(signal, onSignal);
+}
+
+function autoCloseDone(server) {
+  AUTO_CLOSE.delete(server);
+  if (!hooked || AUTO_CLOSE.size !== 0) return;
+  hooked = false;
+  process.removeListener('exit', closeAll);
+  for (const signal of SIGNALS) process.removeListener(signal, onSignal);
+}
+
+function noop() {}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function scopeMatches(scope, path) {
+  return path.startsWith(scope) && (path.length === scope.length || path.charCodeAt(scope.length) === 47);
+}
+
+/**
+ * Runs the middleware chain of `route` from `cursor`, then the handler (spec 3.3).
+ * @private
+ */
+function run(route, req, res, cursor) {
+  if (res.completed) return;
+  const chain = route.chain;
+  while (cursor < chain.length) {
+    const mw = chain[cursor];
+    if (mw.scope === null || scopeMatches(mw.scope, req.path)) return runMiddleware(route, req, res, mw.fn, cursor);
+    cursor++;
+  }
+  let out;
+  try {
+    out = route.handler(req, res);
+  } catch (err) {
+    res.throw(err);
+    return;
+  }
+  if (out !== undefined && out !== null && typeof out.then === 'function') {
+    out.then(undefined, (err) => res.throw(err));
+  }
+}
+
+function runMiddleware(route, req, res, fn, cursor) {
+  let done = false;
+  const next = (err) => {
+    if (done) {
+      if (!res.completed) res.throw(new Error(DOUBLE_NEXT));
+      return;
+    }
+    done = true;
+    if (err instanceof Error) res.throw(err);
+    else run(route, req, res, cursor + 1);
+  };
+  let out;
+  try {
+    out = fn(req, res, next);
+  } catch (err) {
+    done = true;
+    res.throw(err);
+    return;
+  }
+  if (out !== undefined && out !== null && typeof out.then === 'function') {
+    out.then(next, (err) => {
+      done = true;
+      res.throw(err);
+    });
+  }
+}
+
+class Server extends Router {
+  /**
+   * @param {object} [options]
+   * @param {number} [options.max_body_length=256000] max request body bytes (413 above)
+   * @param {number} [options.max_body_buffer=16384] accepted for compatibility (bodies are read natively)
+   * @param {boolean} [options.fast_abort=false] drop the connection instead of answering 413
+   * @param {boolean} [options.trust_proxy=false] use X-Forwarded-For/-Host/-Proto
+   * @param {boolean} [options.auto_close=true] `close()` on process exit, SIGINT, SIGUSR1, SIGUSR2, SIGTERM;
+   *   a signal nothing else listens for then keeps its default effect (the process terminates)
+   * @param {boolean} [options.fast_buffers=false] accepted, no effect
+   * @param {{ readable?: object, writable?: object }} [options.streaming] stream options;
+   *   `writable.highWaterMark` (default 16384) is the response high-water mark
+   * @param {number} [options.worker_threads=1] extension: tokio worker threads
+   * @param {number} [options.max_header_size=16384] extension: max request head bytes (431 above)
+   * @param {number} [options.sse_heartbeat=15000] extension: ms without a write after which an SSE
+   *   stream gets a `:` comment; 0 = off
+   * @param {number} [options.max_queued_bytes=1048576] extension: per response, bytes queued but not
+   *   taken by the socket above which the client is evicted (`abort`, `close`, reason `'slow_client'`)
+   * @param {number} [options.write_timeout=30000] extension: ms a socket write may make no progress
+   *   before the connection is ended (`abort`, `close`, reason `'timeout'`)
+   */
+  constructor(options = {}) {
+    if (options === null || typeof options !== 'object') {
+      throw new Error('hyper-sse: new Server(options) only accepts an object for options');
+    }
+    super();
+    /** Options, deep-merged over the defaults (read/write until `listen()`). */
+    this._options = merge(defaults(), options);
+    if (this._options.key_file_name || this._options.cert_file_name) {
+      throw new Error('hyper-sse: TLS (key_file_name / cert_file_name) is not supported yet; terminate TLS in a proxy');
+    }
+    /** App-wide data. */
+    this.locals = {};
+    /** @private */ this._handlers = {
+      on_not_found: (req, res) => res.status(404).send(),
+      on_error: (req, res, err) => {
+        console.error(err);
+        return res.status(500).send('HyperExpress: Uncaught Exception Occured');
+      },
+    };
+    /** @private */ this._next_id = 0;
+    /** @private */ this._route_table = {};
+    for (const name of METHOD_NAMES) this._route_table[name] = {};
+    /** @private */ this._middleware_table = { '/': [] };
+    /** @private */ this._middleware_list = [];
+    /** @private */ this._route_list = [];
+    /** @private */ this._locked = false;
+    /** @private */ this._not_found = null;
+    /** @private */ this._native = null;
+    /** @private */ this._release = null;
+    /** @private */ this._socket = null;
+    /** @private */ this._port = -1;
+    /** @private */ this._open = 0;
+    /** @private */ this._idle_waiter = null;
+    /** @private */ this._hwm = 16384;
+    /** @private ref'd timer keeping the loop alive while listening */ this._keepalive = null;
+  }
+
+  /** @private */
+  _is_app() {
+    return true;
+  }
+
+  /** @private */
+  _assert_unlocked(what) {
+    if (this._locked) {
+      throw new Error(`hyper-sse: routes and middlewares cannot be added after listen() [${what}]`);
+    }
+  }
+
+  /** @private */
+  _create_route(record) {
+    const { method, pattern, options, handler } = record;
+    this._assert_unlocked(`${method.toUpperCase()} ${pattern}`);
+    if (this._route_table[method][pattern] !== undefined) {
+      throw new Error(`hyper-sse: duplicate routes are not allowed [${method.toUpperCase()} ${pattern}]`);
+    }
+    const max = options.max_body_length;
+    if (max !== undefined && (!Number.isSafeInteger(max) || max < 0)) {
+      throw new RangeError(`hyper-sse: route option max_body_length must be a non-negative integer [${pattern}]`);
+    }
+    const upper = method === 'del' ? 'DELETE' : method.toUpperCase();
+    const route = {
+      id: this._next_id++,
+      app: this,
+      method: upper,
+      pattern,
+      handler,
+      options,
+      streaming: options.streaming || this._options.streaming || {},
+      max_body_length: max || 0,
+      param_names: paramNames(pattern),
+      path: pattern.includes('*') || pattern.includes(':') ? '' : pattern,
+      chain: null,
+    };
+    this._route_table[method][pattern] = route;
+    return route;
+  }
+
+  /** @private */
+  _create_middleware(record) {
+    this._assert_unlocked(`use ${record.pattern || '/'}`);
+    const scope = record.pattern;
+    const entry = { id: this._next_id++, pattern: scope === '' ? '/' : scope, handler: record.middleware };
+    const key = entry.pattern;
+    if (this._middleware_table[key] === undefined) this._middleware_table[key] = [];
+    this._middleware_table[key].push(entry);
+    this._middleware_list.push({ id: entry.id, scope: scope === '' ? null : scope, fn: record.middleware });
+  }
+
+  /** @private builds the middleware chain of a route (registration-id order, spec 3.3) */
+  _compile_route(route) {
+    const chain = [];
+    let placed = false;
+    const own = route.options.middlewares || [];
+    const placeOwn = () => {
+      placed = true;
+      for (const fn of own) chain.push({ scope: null, fn });
+    };
+    for (const mw of this._middleware_list) {
+      if (!placed && mw.id > route.id) placeOwn();
+      // A static route only ever sees its own path: decide path-scoped middlewares now.
+      if (mw.scope !== null && route.path !== '') {
+        if (scopeMatches(mw.scope, route.path)) chain.push({ scope: null, fn: mw.fn });
+      } else {
+        chain.push({ scope: mw.scope, fn: mw.fn });
+      }
+    }
+    if (!placed) placeOwn();
+    route.chain = chain;
+  }
+
+  /** @private compiles routes once; locks registrations */
+  _compile() {
+    if (this._locked) return;
+    if (this._route_table.any['/*'] === undefined) {
+      const route = this._create_route({
+        method: 'any',
+        pattern: '/*',
+        options: { streaming: {}, middlewares: [] },
+        handler: (req, res) => this._handlers.on_not_found(req, res),
+      });
+      this._not_found = route;
+    } else {
+      this._not_found = this._route_table.any['/*'];
+    }
+    this._locked = true;
+    for (const method of METHOD_NAMES) {
+      for (const pattern of Object.keys(this._route_table[method])) {
+        const route = this._route_table[method][pattern];
+        this._compile_route(route);
+        route.native_id = this._route_list.length;
+        this._route_list.push(route);
+      }
+    }
+  }
+
+  /** @private */
+  _native_options() {
+    const o = this._options;
+    const writable = o.streaming && o.streaming.writable;
+    const hwm = writable && writable.highWaterMark !== undefined ? writable.highWaterMark : 16384;
+    this._hwm = numberOption({ highWaterMark: hwm }, 'highWaterMark', 1);
+    return {
+      workerThreads: numberOption(o, 'worker_threads', 1),
+      maxHeaderSize: numberOption(o, 'max_header_size', 1),
+      maxBodyLength: numberOption(o, 'max_body_length', 0),
+      fastAbort: Boolean(o.fast_abort),
+      sseHeartbeatMs: numberOption(o, 'sse_heartbeat', 0),
+      maxQueuedBytes: numberOption(o, 'max_queued_bytes', 1),
+      highWaterMark: this._hwm,
+      writeTimeoutMs: numberOption(o, 'write_timeout', 0),
+    };
+  }
+
+  /**
+   * The request entry point called by the native side (hot path).
+   * @private
+   */
+  _on_request(id, routeId, method, url, params) {
+    let route = routeId >= 0 ? this._route_list[routeId] : undefined;
+    if (route === undefined) route = this._not_found;
+    const native = this._native;
+    const req = new Request(route, id, method, url, params, native);
+    const res = new Response(route, req, id, native, this._release);
+    OPEN.set(id, res);
+    this._open++;
+    try {
+      run(route, req, res, 0);
+    } catch (err) {
+      // run() reports errors itself; this only guards the native callback.
+      console.error(err);
+    }
+  }
+
+  /** @private called once per response after its `close` */
+  _response_closed() {
+    this._open--;
+    if (this._open === 0 && this._idle_waiter !== null) {
+      const resolve = this._idle_waiter;
+      this._idle_waiter = null;
+      resolve();
+    }
+  }
+
+  /**
+   * Calls the error handler; a handler that throws or rejects is logged and the response is
+   * answered 500 (or dropped if already started).
+   * @private
+   */
+  _handle_error(req, res, error) {
+    const fallback = (err) => {
+      console.error(err);
+      if (res.completed) return;
+      if (!res.initiated && !res._sending) res.status(500).send('HyperExpress: Uncaught Exception Occured');
+      else res.close();
+    };
+    try {
+      const out = this._handlers.on_error(req, res, error);
+      if (out !== undefined && out !== null && typeof out.then === 'function') out.then(undefined, fallback);
+    } catch (err) {
+      fallback(err);
+    }
+  }
+
+  /**
+   * Starts listening. `listen(port, host?, cb?)` or `listen(port, cb)`; host defaults to
+   * `'0.0.0.0'`; port 0 picks a free port (see `server.port`). Compiles the routes: afterwards
+   * routes and middlewares cannot be added. Resolves with an opaque listen-socket object
+   * (`cb(socket)` is called first); rejects with a **string** when the bind fails.
+   * @param {number} port
+   * @param {string | Function} [host]
+   * @param {Function} [callback]
+   * @returns {Promise<object>}
+   */
+  listen(port, host, callback) {
+    if (typeof host === 'function') {
+      callback = host;
+      host = undefined;
+    }
+    if (typeof host !== 'string' || host === '') host = '0.0.0.0';
+    if (this._socket !== null) return Promise.reject('hyper-sse: listen(): this server is already listening');
+    let bound;
+    try {
+      const p = Number(port);
+      if (!Number.isInteger(p) || p < 0 || p > 65535) throw new Error(`invalid port ${String(port)}`);
+      this._compile();
+      if (this._native === null) {
+        const { NativeServer } = native.load();
+        this._native = new NativeServer(
+          this._native_options(),
+          (id, routeId, method, url, params) => this._on_request(id, routeId, method, url, params),
+          onEvent
+        );
+        this._release = { native: this._native, ids: [], queued: false };
+        setFlusher(this._native);
+        this._native.setRoutes(
+          this._route_list.map((route, i) => ({
+            id: i,
+            method: route.method === 'ANY' ? 'ANY' : route.method,
+            pattern: route.pattern,
+            maxBodyLength: route.max_body_length,
+          }))
+        );
+      }
+      bound = this._native.listen(host, p);
+    } catch (err) {
+      const reason = err && err.message ? err.message : String(err);
+      return Promise.reject(`hyper-sse: listen(${String(port)}, ${host}) failed: ${reason}`);
+    }
+    this._port = bound;
+    this._socket = { host, port: bound };
+    LIVE.add(this);
+    // The native callbacks do not keep the event loop alive: a ref'd timer does, while listening.
+    this._keepalive = setInterval(noop, 2 ** 30);
+    if (this._options.auto_close) autoClose(this);
+    if (typeof callback === 'function') callback(this._socket);
+    return Promise.resolve(this._socket);
+  }
+
+  /** @private stops accepting; returns whether the server was listening */
+  _stop_listening() {
+    if (this._socket === null) return false;
+    this._socket = null;
+    clearInterval(this._keepalive);
+    this._keepalive = null;
+    this._native.close();
+    autoCloseDone(this);
+    LIVE.delete(this);
+    return true;
+  }
+
+  /**
+   * Stops listening (synchronous). Open connections and streams stay open (reference semantics);
+   * see `shutdown()` and `force_close()` to end them.
+   * @returns {boolean} true, or false if the server was not listening
+   */
+  close() {
+    return this._stop_listening();
+  }
+
+  /** @private open responses of this server */
+  _open_responses() {
+    const list = [];
+    for (const res of OPEN.values()) if (res.route.app === this) list.push(res);
+    return list;
+  }
+
+  /**
+   * Graceful stop: stops accepting, closes idle keep-alive connections, ends every open SSE
+   * stream from the server side (each emits `finish`, `close`, `close_reason = 'shutdown'`),
+   * waits for the other in-flight responses and then for the connections to close, up to
+   * `timeout_ms` in all; whatever is left is then dropped (open responses emit `close`, reason
+   * `'shutdown'`). Resolves when done; afterwards the process can exit by itself.
+   * @param {number} [timeout_ms=10000]
+   * @returns {Promise<void>}
+   */
+  async shutdown(timeout_ms = 10000) {
+    const nat = this._native;
+    this._stop_listening();
+    if (nat === null) return;
+    const deadline = Date.now() + Math.max(0, Number(timeout_ms) || 0);
+    nat.closeIdle();
+    for (const res of this._open_responses()) {
+      if (res._sse_mode && !res.completed && !res._sending) {
+        res._sending = true;
+        if (nat.resFinish(res._id, null)) res._finish('shutdown');
+        else res._gone();
+      }
+    }
+    nat.flush();
+    if (this._open > 0) {
+      let timer;
+      await new Promise((resolve) => {
+        this._idle_waiter = resolve;
+        timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+      });
+      clearTimeout(timer);
+      this._idle_waiter = null;
+    }
+    if (this._open > 0) return this._force(nat);
+    // Every response is complete: let the connections deliver their last bytes and close.
+    nat.flush();
+    nat.closeIdle();
+    while (nat.connections > 0 && Date.now() < deadline) await sleep(5);
+    if (nat.connections > 0) this._force(nat);
+  }
+
+  /** @private */
+  _force(nat) {
+    for (const res of this._open_responses()) res._terminate('shutdown');
+    nat.forceClose();
+    nat.flush();
+  }
+
+  /**
+   * Hard stop: stops accepting and drops every connection now; each open response emits `close`
+   * (`close_reason = 'shutdown'`). Afterwards the process can exit by itself.
+   */
+  force_close() {
+    const nat = this._native;
+    this._stop_listening();
+    if (nat !== null) this._force(nat);
+  }
+
+  /** The bound port; throws when not listening. @type {number} */
+  get port() {
+    if (this._socket === null) {
+      throw new Error('hyper-sse: Server.port is only available while the server is listening');
+    }
+    return this._port;
+  }
+
+  /** The listen socket object while listening, else null. */
+  get socket() {
+    return this._socket;
+  }
+
+  /**
+   * Sets the error handler `(req, res, err)`. Default: `console.error(err)`, then 500 with body
+   * `HyperExpress: Uncaught Exception Occured`.
+   */
+  set_error_handler(handler) {
+    if (typeof handler !== 'function') throw new Error('hyper-sse: set_error_handler(handler) needs a function');
+    this._handlers.on_error = handler;
+  }
+
+  /** Sets the not-found handler `(req, res)`. Default: 404 with an empty body. */
+  set_not_found_handler(handler) {
+    if (typeof handler !== 'function') throw new Error('hyper-sse: set_not_found_handler(handler) needs a function');
+    this._handlers.on_not_found = handler;
+  }
+
+  /** `{ on_not_found, on_error }`. */
+  get handlers() {
+    return this._handlers;
+  }
+
+  /** Routes by lowercase method (`del` for DELETE), then pattern. */
+  get routes() {
+    return this._route_table;
+  }
+
+  /** Middlewares by scope pattern (`'/'` = global): `[{ id, pattern, handler }]`. */
+  get middlewares() {
+    return this._middleware_table;
+  }
+
+  /** Not supported (no uWS): throws. */
+  get uws_instance() {
+    throw NOT_SUPPORTED('Server.uws_instance');
+  }
+
+  /** Not supported (no HostManager / TLS yet): throws. */
+  get hosts() {
+    throw NOT_SUPPORTED('Server.hosts');
+  }
+
+  /** Not supported (WebSockets): throws. */
+  publish() {
+    throw NOT_SUPPORTED('Server.publish()');
+  }
+
+  /** Not supported (WebSockets): throws. */
+  num_of_subscribers() {
+    throw NOT_SUPPORTED('Server.num_of_subscribers()');
+  }
+}
+
+module.exports = Server;

@@ -1,0 +1,84 @@
+'use strict';
+/**
+ * Process-wide state shared by every Server: the open responses (request ids are unique across all
+ * servers of the process, docs/NATIVE.md "Ids") and the batched `release()` queue.
+ */
+
+/** @type {Map<number, import('./Response')>} request id → open Response */
+const OPEN = new Map();
+
+/** Servers strongly held while listening (a listening server must not be garbage-collected). */
+const LIVE = new Set();
+
+/** @type {Array<{ native: any, ids: number[], queued: boolean }>} */
+let queues = [];
+let scheduled = false;
+/** A NativeServer whose `flush()` hands this thread's deferred native work to the runtime. */
+let flusher = null;
+
+/**
+ * Once per event-loop turn (setImmediate): hands the native calls of this turn to the runtime
+ * (`flush()`, docs/NATIVE.md), then releases the ids of closed responses.
+ */
+function tick() {
+  scheduled = false;
+  if (flusher !== null) {
+    try {
+      flusher.flush();
+    } catch (err) {
+      console.error(err);
+    }
+  }
+  if (queues.length === 0) return;
+  const pending = queues;
+  queues = [];
+  for (const entry of pending) {
+    entry.queued = false;
+    const ids = entry.ids;
+    entry.ids = [];
+    try {
+      entry.native.release(ids);
+    } catch (err) {
+      console.error(err);
+    }
+  }
+}
+
+/** Must follow every native response/SSE/channel call: schedules the per-turn `flush()`. */
+function touch() {
+  if (!scheduled) {
+    scheduled = true;
+    setImmediate(tick);
+  }
+}
+
+/** Registers the NativeServer used for `flush()` (deferral is per thread, any server will do). */
+function setFlusher(native) {
+  flusher = native;
+}
+
+/**
+ * Queues `id` for `native.release([...])`; all ids are released once per setImmediate.
+ * @param {{ native: any, ids: number[], queued: boolean }} entry per-native release queue
+ * @param {number} id
+ */
+function queueRelease(entry, id) {
+  entry.ids.push(id);
+  if (!entry.queued) {
+    entry.queued = true;
+    queues.push(entry);
+  }
+  touch();
+}
+
+/**
+ * Routes a native lifecycle event to the open Response with that id (unknown ids are ignored).
+ * @param {number} id
+ * @param {number} code 1 client gone, 2 write timeout, 3 slow client evicted, 4 drain
+ */
+function onEvent(id, code) {
+  const res = OPEN.get(id);
+  if (res !== undefined) res._onNative(code);
+}
+
+module.exports = { OPEN, LIVE, queueRelease, onEvent, touch, setFlusher };
