@@ -22,6 +22,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 use tokio::time::Sleep;
@@ -826,7 +827,31 @@ impl AsyncRead for TimedIo {
         Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
         Poll::Pending => return Poll::Pending,
       }
-      match self.inner.try_read_buf(buf) {
+      // A read that returns less than the room it had drained the socket: tell tokio the socket
+      // is no longer readable (by answering WouldBlock from inside `try_io`, which clears only the
+      // readiness seen before the read), saving the failing read hyper would otherwise make
+      // before waiting for the next request.
+      let room = buf.remaining();
+      let mut got = None;
+      // SAFETY: `recv` only writes initialized bytes into the slice; `got` bytes are then marked
+      // initialized and filled below, and no byte past them is read.
+      let dst = unsafe { buf.unfilled_mut() };
+      let res = self.inner.try_io(Interest::READABLE, || {
+        let n = socket2::SockRef::from(&*self.inner).recv(dst)?;
+        got = Some(n);
+        if n > 0 && n < room {
+          Err(io::ErrorKind::WouldBlock.into())
+        } else {
+          Ok(n)
+        }
+      });
+      if let Some(n) = got {
+        // SAFETY: the kernel wrote `n` bytes at the start of the unfilled part.
+        unsafe { buf.assume_init(n) };
+        buf.advance(n);
+        return Poll::Ready(Ok(()));
+      }
+      match res {
         Ok(_) => return Poll::Ready(Ok(())),
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
         Err(e) => {
