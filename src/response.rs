@@ -266,6 +266,8 @@ struct StreamState {
 /// read by hyper through [`StreamBody`].
 pub struct Stream {
   pub id: u64,
+  /// An SSE stream (gets heartbeats).
+  pub sse: bool,
   pub conn: Arc<ConnCtl>,
   pub limits: StreamLimits,
   state: Mutex<StreamState>,
@@ -290,9 +292,10 @@ impl WriteResult {
 }
 
 impl Stream {
-  pub fn new(id: u64, conn: Arc<ConnCtl>, limits: StreamLimits) -> Arc<Stream> {
+  pub fn new(id: u64, sse: bool, conn: Arc<ConnCtl>, limits: StreamLimits) -> Arc<Stream> {
     Arc::new(Stream {
       id,
+      sse,
       conn,
       limits,
       state: Mutex::new(StreamState {
@@ -403,6 +406,23 @@ impl Stream {
   /// When the last bytes went out.
   pub fn last_write(&self) -> Instant {
     lock(&self.state).last_write
+  }
+
+  /// Queues a heartbeat if nothing was written or queued for `every`. Returns whether it did.
+  pub fn heartbeat_if_idle(&self, every: Duration, now: Instant) -> bool {
+    let mut st = lock(&self.state);
+    if st.gone || st.ended || !st.buf.is_empty() || now < st.last_write + every {
+      return false;
+    }
+    st.buf.extend_from_slice(crate::sse::HEARTBEAT);
+    // Counts as a write: the next heartbeat is due one interval after this one.
+    st.last_write = now;
+    let waker = st.waker.take();
+    drop(st);
+    if let Some(w) = waker {
+      w.wake();
+    }
+    true
   }
 
   /// Records that bytes (a heartbeat) went out now.
@@ -576,7 +596,7 @@ mod tests {
   #[tokio::test]
   async fn writes_are_coalesced_into_one_frame() {
     let rec = Arc::new(Recorder::default());
-    let s = Stream::new(1, ConnCtl::new(), limits());
+    let s = Stream::new(1, false, ConnCtl::new(), limits());
     let mut body = StreamBody::new(s.clone(), rec.clone());
     assert!(poll(&mut body).is_pending());
     assert_eq!(s.write(b"ab"), WriteResult::Queued(2));
@@ -596,7 +616,7 @@ mod tests {
   #[tokio::test]
   async fn high_water_mark_then_drain() {
     let rec = Arc::new(Recorder::default());
-    let s = Stream::new(1, ConnCtl::new(), limits());
+    let s = Stream::new(1, false, ConnCtl::new(), limits());
     let mut body = StreamBody::new(s.clone(), rec.clone());
     assert_eq!(s.write(b"0123456789"), WriteResult::Queued(10));
     assert_eq!(rec.drains.load(Ordering::SeqCst), 0);
@@ -609,7 +629,7 @@ mod tests {
   async fn dropping_an_unfinished_body_reports_once_with_the_reason() {
     let rec = Arc::new(Recorder::default());
     let conn = ConnCtl::new();
-    let s = Stream::new(7, conn.clone(), limits());
+    let s = Stream::new(7, false, conn.clone(), limits());
     let body = StreamBody::new(s.clone(), rec.clone());
     conn.set_reason(EndReason::Timeout);
     conn.set_reason(EndReason::SlowClient);
@@ -623,7 +643,7 @@ mod tests {
   async fn a_queue_over_the_cap_evicts_the_slow_client() {
     let rec = Arc::new(Recorder::default());
     let conn = ConnCtl::new();
-    let s = Stream::new(3, conn.clone(), limits());
+    let s = Stream::new(3, false, conn.clone(), limits());
     let body = StreamBody::new(s.clone(), rec.clone());
     assert_eq!(s.write(&[b'x'; 30]), WriteResult::Queued(30));
     conn.set_blocked(true);
@@ -637,7 +657,7 @@ mod tests {
   async fn a_burst_over_the_cap_is_kept_while_the_socket_is_not_blocked() {
     let rec = Arc::new(Recorder::default());
     let conn = ConnCtl::new();
-    let s = Stream::new(4, conn.clone(), limits());
+    let s = Stream::new(4, false, conn.clone(), limits());
     let _body = StreamBody::new(s.clone(), rec.clone());
     assert_eq!(s.write(&[b'x'; 100]), WriteResult::Queued(100));
     assert_eq!(s.write(&[b'x'; 28]), WriteResult::Queued(128));
@@ -646,6 +666,36 @@ mod tests {
       WriteResult::Gone,
       "four times the cap is a hard limit"
     );
+  }
+
+  #[tokio::test(start_paused = true)]
+  async fn heartbeats_fill_silence_only() {
+    let every = Duration::from_secs(15);
+    let s = Stream::new(5, true, ConnCtl::new(), limits());
+    let t0 = Instant::now();
+    assert!(!s.heartbeat_if_idle(every, t0 + Duration::from_secs(10)));
+    assert!(s.heartbeat_if_idle(every, t0 + Duration::from_secs(15)));
+    assert_eq!(s.queued(), 2);
+    assert!(
+      !s.heartbeat_if_idle(every, t0 + Duration::from_secs(40)),
+      "not while bytes wait"
+    );
+    let rec = Recorder::default();
+    let waker = std::task::Waker::noop();
+    let mut cx = Context::from_waker(waker);
+    tokio::time::advance(Duration::from_secs(20)).await;
+    assert!(matches!(
+      s.poll_take(&mut cx, &rec),
+      Poll::Ready(Take::Data(_))
+    ));
+    let later = Instant::now();
+    assert!(
+      !s.heartbeat_if_idle(every, later),
+      "taking the bytes counts as a write"
+    );
+    assert!(s.heartbeat_if_idle(every, later + every));
+    assert!(s.finish(None));
+    assert!(!s.heartbeat_if_idle(every, later + every * 3));
   }
 
   #[test]

@@ -21,8 +21,8 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::io::Interest;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 use tokio::time::Sleep;
@@ -91,6 +91,10 @@ pub struct Server {
   runtime: tokio::runtime::Runtime,
   /// Stops the accept loop.
   stop_accept: Mutex<Option<oneshot::Sender<()>>>,
+  /// The listening socket, shut down by `close()` so connects are refused as soon as it returns.
+  listen_control: Mutex<Option<socket2::Socket>>,
+  /// The dispatcher and heartbeat tasks were spawned (once per server).
+  started: AtomicBool,
   listening: AtomicBool,
 }
 
@@ -120,6 +124,8 @@ impl Server {
       }),
       runtime,
       stop_accept: Mutex::new(None),
+      started: AtomicBool::new(false),
+      listen_control: Mutex::new(None),
       listening: AtomicBool::new(false),
     })
   }
@@ -157,6 +163,10 @@ impl Server {
       }
     };
     let std_listener = bind(addr).map_err(|e| Error::Listen(describe_bind_error(&e, addr)))?;
+    // A second handle on the listening socket, so `close()` can stop it synchronously.
+    let control = socket2::SockRef::from(&std_listener)
+      .try_clone()
+      .map_err(|e| Error::Listen(e.to_string()))?;
     let bound = std_listener
       .local_addr()
       .map_err(|e| Error::Listen(e.to_string()))?
@@ -165,10 +175,17 @@ impl Server {
     let listener = TcpListener::from_std(std_listener).map_err(|e| Error::Listen(e.to_string()))?;
     let (tx, rx) = oneshot::channel();
     *lock(&self.stop_accept) = Some(tx);
+    *lock(&self.listen_control) = Some(control);
     self.listening.store(true, Ordering::Release);
     let shared = self.shared.clone();
     let _ = self.shared.phase.send(Phase::Running);
-    self.runtime.spawn(dispatcher(shared.clone()));
+    if !self.started.swap(true, Ordering::AcqRel) {
+      // Live as long as the runtime: open streams keep their heartbeats after `close()`.
+      self.runtime.spawn(dispatcher(shared.clone()));
+      if let Some(every) = self.shared.cfg.sse_heartbeat {
+        self.runtime.spawn(heartbeats(shared.clone(), every));
+      }
+    }
     self.runtime.spawn(accept_loop(listener, shared, rx));
     Ok(bound)
   }
@@ -176,6 +193,10 @@ impl Server {
   /// Stops accepting. Open connections stay. `false` if nothing was listening.
   pub fn close(&self) -> bool {
     let was = self.listening.swap(false, Ordering::AcqRel);
+    if let Some(sock) = lock(&self.listen_control).take() {
+      // Linux: shutting down a listening socket stops it at once (connects are refused).
+      let _ = sock.shutdown(std::net::Shutdown::Both);
+    }
     if let Some(tx) = lock(&self.stop_accept).take() {
       let _ = tx.send(());
     }
@@ -228,6 +249,24 @@ fn describe_bind_error(e: &io::Error, addr: SocketAddr) -> String {
     _ => "EINVAL",
   };
   format!("{code}: cannot listen on {addr}: {e}")
+}
+
+/// Sends the heartbeat of every idle SSE stream: one task per server (a timer per stream would
+/// cost every idle stream memory). A stream gets its heartbeat between `every` and `4/3 every`
+/// after its last write.
+async fn heartbeats(shared: Arc<Shared>, every: Duration) {
+  let tick = (every / 3).max(Duration::from_millis(10));
+  let mut interval = tokio::time::interval(tick);
+  interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+  loop {
+    interval.tick().await;
+    let now = tokio::time::Instant::now();
+    for stream in shared.registry.streams() {
+      if stream.sse {
+        stream.heartbeat_if_idle(every, now);
+      }
+    }
+  }
 }
 
 /// Hands queued requests to JS. Waking up, it first yields once, so every connection task that is
@@ -646,7 +685,7 @@ impl Shared {
         return None;
       }
       let tx = e.responder.take()?;
-      let stream = Stream::new(id, e.conn.clone(), limits);
+      let stream = Stream::new(id, sse, e.conn.clone(), limits);
       e.stream = Some(stream.clone());
       Some((tx, stream, e.http11, e.req_close))
     });

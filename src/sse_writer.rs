@@ -2,7 +2,7 @@
 //!
 //! Owns the life of an SSE connection once the response starts: the response head, chunked
 //! framing of the queued event bytes (one `writev` per batch, however many events were queued),
-//! heartbeats on idle streams, the write deadline, and disconnect detection by reading the socket
+//! the write deadline, and disconnect detection by reading the socket
 //! (FIN, RST, `ETIMEDOUT` from TCP_USER_TIMEOUT/keepalive). Leaving hyper for the stream releases
 //! hyper's per-connection buffers, which is what keeps an idle stream small.
 //!
@@ -10,7 +10,6 @@
 //! registry unless JS finished the stream itself. When JS finishes it on an HTTP/1.1 keep-alive
 //! connection, the socket goes back to hyper for the next request.
 
-use std::future::Future;
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,12 +17,10 @@ use std::task::Poll;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
-use tokio::time::Instant;
 
 use crate::request::Registry;
 use crate::response::{ConnCtl, EndReason, Stream, Take, Takeover};
 use crate::server::Shared;
-use crate::sse::HEARTBEAT;
 
 /// How a served stream left the connection.
 #[derive(Debug, PartialEq, Eq)]
@@ -152,13 +149,13 @@ enum Wake {
   Killed,
   Take(Take),
   Readable,
-  Beat,
 }
 
 /// Returns whether the connection is clean for another request (the client sent nothing meanwhile).
 ///
-/// While idle, the only state held is this frame's few fields and one timer: the write path is
-/// boxed so its (larger) state exists only while writing.
+/// While idle, the only state held is this frame's few fields: the write path is boxed so its
+/// (larger) state exists only while writing, and heartbeats come through the queue from the
+/// server's one heartbeat task (see `server::heartbeats`), not from a timer per stream.
 async fn run(
   sock: &TcpStream,
   ctl: &ConnCtl,
@@ -171,10 +168,6 @@ async fn run(
   Box::pin(write_all(sock, ctl, &mut [IoSlice::new(&head)], timeout)).await?;
   drop(head);
   stream.touch();
-  let every = stream.limits.heartbeat;
-  let beat =
-    tokio::time::sleep_until(Instant::now() + every.unwrap_or(Duration::from_secs(86_400)));
-  tokio::pin!(beat);
   let mut clean = true;
   loop {
     let wake = std::future::poll_fn(|cx| {
@@ -186,9 +179,6 @@ async fn run(
       }
       if sock.poll_read_ready(cx).is_ready() {
         return Poll::Ready(Wake::Readable);
-      }
-      if every.is_some() && beat.as_mut().poll(cx).is_ready() {
-        return Poll::Ready(Wake::Beat);
       }
       Poll::Pending
     })
@@ -221,17 +211,6 @@ async fn run(
           Ok(_) => clean = false,
           Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
           Err(e) => return Err(reason_of(&e)),
-        }
-      }
-      Wake::Beat => {
-        let every = every.unwrap_or(Duration::from_secs(86_400));
-        let due = stream.last_write() + every;
-        if Instant::now() >= due {
-          Box::pin(write_data(sock, ctl, HEARTBEAT, t.chunked, timeout)).await?;
-          stream.touch();
-          beat.as_mut().reset(Instant::now() + every);
-        } else {
-          beat.as_mut().reset(due);
         }
       }
     }
