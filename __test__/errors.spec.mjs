@@ -1,0 +1,246 @@
+// Bad input gets a clear answer and the server stays up (issue 2, Must show 4).
+import { test, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  startServer,
+  request,
+  connect,
+  buildRequest,
+  cleanup,
+  sleep,
+  until,
+  recordEvents,
+  quietConsoleError,
+} from './helpers.mjs';
+
+afterEach(cleanup);
+
+const T = { timeout: 10000 };
+
+async function withPing(setup, options) {
+  return startServer((app) => {
+    app.get('/ping', (req, res) => res.send('pong'));
+    if (setup) setup(app);
+  }, options);
+}
+
+async function assertUp(port) {
+  const r = await request(port, { path: '/ping' });
+  assert.equal(r.text, 'pong', 'the server still answers');
+}
+
+async function rawExchange(port, bytes) {
+  const client = await connect(port);
+  client.write(bytes);
+  return client.response(3000);
+}
+
+test('a request with a malformed header line gets 400 and the server stays up', T, async () => {
+  const { port } = await withPing();
+  const r = await rawExchange(port, 'GET /ping HTTP/1.1\r\nHost: x\r\nthis is not a header\r\n\r\n');
+  assert.equal(r.status, 400);
+  await assertUp(port);
+});
+
+test('bytes that are not HTTP at all get 400 and the server stays up', T, async () => {
+  const { port } = await withPing();
+  const r = await rawExchange(port, 'HELLO THERE\x01\x02 GARBAGE\r\n\r\n');
+  assert.equal(r.status, 400);
+  await assertUp(port);
+});
+
+test('a request head over the default 16 KiB limit gets 431 and the server stays up', T, async () => {
+  const { port } = await withPing();
+  const r = await rawExchange(port, `GET /ping HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(17000)}\r\n\r\n`);
+  assert.equal(r.status, 431);
+  await assertUp(port);
+});
+
+test('max_header_size sets the head limit', T, async () => {
+  const { port } = await withPing(null, { max_header_size: 8192 });
+  const ok = await rawExchange(port, `GET /ping HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(6000)}\r\n\r\n`);
+  assert.equal(ok.status, 200);
+  const big = await rawExchange(port, `GET /ping HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(9000)}\r\n\r\n`);
+  assert.equal(big.status, 431);
+  await assertUp(port);
+});
+
+test('CR or LF in a header name or value set from JS throws a TypeError and nothing of it is sent', T, async () => {
+  const errors = [];
+  const { port } = await withPing((app) =>
+    app.get('/h', (req, res) => {
+      const attempts = [
+        () => res.header('x-bad', 'a\r\nx-injected: 1'),
+        () => res.header('x-bad', 'a\nx-injected: 2'),
+        () => res.header('x-bad', 'a\rx-injected: 3'),
+        () => res.header('x-bad\r\nx-injected', 'v'),
+        () => res.header('x-bad\nx-injected', 'v'),
+        () => res.header('x-bad', ['fine', 'b\r\nx-injected: 4']),
+      ];
+      for (const attempt of attempts) {
+        try {
+          attempt();
+          errors.push(null);
+        } catch (e) {
+          errors.push(e);
+        }
+      }
+      res.send('ok');
+    }),
+  );
+  const r = await request(port, { path: '/h' });
+  assert.equal(r.status, 200);
+  assert.equal(r.text, 'ok');
+  assert.equal(errors.length, 6);
+  errors.forEach((e, i) => assert.ok(e instanceof TypeError, `attempt ${i} throws a TypeError, got ${e}`));
+  assert.deepEqual(r.headerAll('x-injected'), []);
+  assert.ok(!/x-injected/i.test(r.raw), r.raw);
+  assert.ok(r.headerAll('x-bad').every((v) => !/[\r\n]/.test(v)));
+  await assertUp(port);
+});
+
+test('an uncaught TypeError from a bad header goes to the error handler and the bad header is not sent', T, async () => {
+  quietConsoleError();
+  const { port } = await withPing((app) => app.get('/h', (req, res) => res.header('x-evil', 'a\r\nx-injected: 1').send('never')));
+  const r = await request(port, { path: '/h' });
+  assert.equal(r.status, 500);
+  assert.equal(r.text, 'HyperExpress: Uncaught Exception Occured');
+  assert.ok(!/x-injected|x-evil/i.test(r.raw), r.raw);
+});
+
+test('CR or LF in a status message never produces an injected header', T, async () => {
+  quietConsoleError();
+  const { port } = await withPing((app) =>
+    app.get('/s', (req, res) => {
+      try {
+        res.status(200, 'OK\r\nx-injected: 1');
+      } catch {
+        // a TypeError is an acceptable answer too
+      }
+      res.send('body');
+    }),
+  );
+  const r = await request(port, { path: '/s' });
+  assert.ok(!/x-injected/i.test(r.raw), r.raw);
+  await assertUp(port);
+});
+
+test('a synchronous throw in a handler gets the default 500 with the reference body', T, async () => {
+  const printed = quietConsoleError();
+  const { port } = await withPing((app) =>
+    app.get('/boom', () => {
+      throw new Error('handler-boom');
+    }),
+  );
+  const r = await request(port, { path: '/boom' });
+  assert.equal(r.statusLine, 'HTTP/1.1 500 Internal Server Error');
+  assert.equal(r.text, 'HyperExpress: Uncaught Exception Occured');
+  assert.ok(printed.length >= 1, 'the error is printed with console.error');
+  await assertUp(port);
+});
+
+test('a rejected handler promise goes to the custom error handler with the rejection', T, async () => {
+  let seen;
+  const { port } = await withPing((app) => {
+    app.set_error_handler((req, res, err) => {
+      seen = err;
+      res.status(503).send('custom:' + err.message);
+    });
+    app.get('/rej', async () => {
+      await sleep(5);
+      throw new Error('async-boom');
+    });
+  });
+  const r = await request(port, { path: '/rej' });
+  assert.equal(r.status, 503);
+  assert.equal(r.text, 'custom:async-boom');
+  assert.ok(seen instanceof Error);
+  await assertUp(port);
+});
+
+test('app.handlers exposes the installed handlers', T, async () => {
+  const onError = (req, res) => res.send('e');
+  const { app } = await withPing((a) => a.set_error_handler(onError));
+  assert.equal(app.handlers.on_error, onError);
+});
+
+test('a throw inside a finish listener goes to the error handler and the server stays up', T, async () => {
+  const seen = [];
+  const { port } = await withPing((app) => {
+    app.set_error_handler((req, res, err) => {
+      seen.push(err.message);
+      res.status(500).send('handled');
+    });
+    app.get('/l', (req, res) => {
+      res.on('finish', () => {
+        throw new Error('listener-boom');
+      });
+      res.send('sent');
+    });
+  });
+  const r = await request(port, { path: '/l' });
+  assert.equal(r.text, 'sent', 'the response was already sent');
+  await until(() => seen.length > 0, 2000, 'the error handler');
+  assert.deepEqual(seen, ['listener-boom']);
+  await assertUp(port);
+});
+
+test('a throw inside an abort or close listener run for a client disconnect goes to the error handler, never crashes', T, async () => {
+  const seen = [];
+  let rec;
+  const { port } = await withPing((app) => {
+    app.set_error_handler((req, res, err) => {
+      seen.push(err.message);
+      res.status(500).send('handled');
+    });
+    app.get('/wait', (req, res) => {
+      rec = recordEvents(req, res);
+      res.on('abort', () => {
+        throw new Error('abort-listener-boom');
+      });
+      res.on('close', () => {
+        throw new Error('close-listener-boom');
+      });
+    });
+  });
+  const client = await connect(port);
+  client.write(buildRequest({ path: '/wait' }));
+  await until(() => rec, 2000, 'the handler');
+  client.socket.destroy();
+  await until(() => seen.length >= 2, 2000, () => `two errors handled, saw ${JSON.stringify(seen)}`);
+  assert.deepEqual(seen.sort(), ['abort-listener-boom', 'close-listener-boom']);
+  assert.equal(rec.count('close'), 1);
+  assert.equal(rec.count('abort'), 1);
+  await assertUp(port);
+});
+
+test('many malformed requests in a row leave the server serving normally', T, async () => {
+  const { port } = await withPing();
+  for (let i = 0; i < 20; i++) {
+    const c = await connect(port);
+    c.write(i % 2 ? '\x00\x01\x02\x03\r\n\r\n' : 'GET / HTTP/9.9\r\n\r\n');
+    await c.waitClosed(3000).catch(() => c.destroy());
+  }
+  await assertUp(port);
+});
+
+test('a client that leaves in the middle of its request body never reaches the handler and the server stays up', T, async () => {
+  let calls = 0;
+  const { port } = await withPing((app) =>
+    app.post('/upload', async (req, res) => {
+      calls++;
+      res.send(String((await req.buffer()).length));
+    }),
+  );
+  const client = await connect(port);
+  client.write('POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n' + 'x'.repeat(10));
+  await sleep(50);
+  client.socket.destroy();
+  const chunked = await connect(port);
+  chunked.write('POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n');
+  await sleep(50);
+  chunked.socket.resetAndDestroy();
+  await sleep(100);
+  assert.equal(calls, 0);
+  await assertUp(port);
+});

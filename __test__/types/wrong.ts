@@ -1,0 +1,21 @@
+// Deliberately wrong uses of hyper-sse: each marked line must fail to compile with the marked
+// error code, and nothing else may fail (checked by __test__/typescript.spec.mjs).
+import { Server, Channel } from 'hyper-sse';
+
+const app = new Server({ max_body_length: '1mb' }); // @expect TS2322
+new Server({ sse_heartbeat: true }); // @expect TS2322
+const feed = new Channel({ histroy: 10 }); // @expect TS2561
+
+app.get('/events', (req, res) => {
+  res.sse.send('hello'); // @expect TS18048
+  res.sse?.retry('5s'); // @expect TS2345
+  res.status('404'); // @expect TS2345
+  if (res.close_reason === 'aborted') return; // @expect TS2367
+  res.once('close', (_req, closed) => console.log(closed.close_reason.length)); // @expect TS18047
+  const n: number = feed.send('tick', 'x'); // @expect TS2322
+  console.log(n, req.params.id.toFixed()); // @expect TS2551
+});
+
+app.listen('8080'); // @expect TS2769
+app.shutdown('soon'); // @expect TS2345
+app.force_close(1000); // @expect TS2554
