@@ -51,8 +51,11 @@ impl HeaderBlob {
     for (name, value) in map {
       s.push_str(name.as_str());
       s.push('\0');
-      for c in String::from_utf8_lossy(value.as_bytes()).chars() {
-        s.push(if c == '\0' { ' ' } else { c });
+      let value = String::from_utf8_lossy(value.as_bytes());
+      if value.contains('\0') {
+        s.push_str(&value.replace('\0', " "));
+      } else {
+        s.push_str(&value);
       }
       s.push('\0');
     }
@@ -90,16 +93,38 @@ pub struct Entry {
   pub reported: bool,
 }
 
+/// Hashes request ids (sequential integers) with one multiplication: SipHash showed up in
+/// profiles of the request path, and ids are not attacker-chosen.
+#[derive(Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+  fn finish(&self) -> u64 {
+    self.0
+  }
+  fn write(&mut self, bytes: &[u8]) {
+    for b in bytes {
+      self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+  }
+  fn write_u64(&mut self, n: u64) {
+    self.0 = n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+  }
+}
+
+/// A map keyed by ids.
+pub type IdMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
+
 /// All in-flight requests of one server.
 pub struct Registry {
-  entries: Mutex<HashMap<u64, Entry>>,
+  entries: Mutex<IdMap<Entry>>,
   events: Arc<dyn JsEvents>,
 }
 
 impl Registry {
   pub fn new(events: Arc<dyn JsEvents>) -> Arc<Registry> {
     Arc::new(Registry {
-      entries: Mutex::new(HashMap::new()),
+      entries: Mutex::new(IdMap::default()),
       events,
     })
   }

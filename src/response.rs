@@ -133,7 +133,7 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct ConnCtl {
   /// Set when the connection must be dropped at once; `kill_waker` wakes its task.
   killed: std::sync::atomic::AtomicBool,
-  kill_waker: Mutex<Option<Waker>>,
+  kill_waker: atomic_waker::AtomicWaker,
   /// An SSE response waiting to take the connection over from hyper.
   takeover: Mutex<Option<Takeover>>,
   take: Notify,
@@ -148,7 +148,7 @@ impl ConnCtl {
   pub fn new() -> Arc<ConnCtl> {
     Arc::new(ConnCtl {
       killed: std::sync::atomic::AtomicBool::new(false),
-      kill_waker: Mutex::new(None),
+      kill_waker: atomic_waker::AtomicWaker::new(),
       takeover: Mutex::new(None),
       blocked: std::sync::atomic::AtomicBool::new(false),
       take: Notify::new(),
@@ -174,9 +174,7 @@ impl ConnCtl {
       self.set_reason(r);
     }
     self.killed.store(true, Ordering::Release);
-    if let Some(w) = lock(&self.kill_waker).take() {
-      w.wake();
-    }
+    self.kill_waker.wake();
   }
 
   /// Records whether a socket write is waiting for the client.
@@ -194,7 +192,7 @@ impl ConnCtl {
     if self.killed.load(Ordering::Acquire) {
       return Poll::Ready(());
     }
-    *lock(&self.kill_waker) = Some(cx.waker().clone());
+    self.kill_waker.register(cx.waker());
     if self.killed.load(Ordering::Acquire) {
       return Poll::Ready(());
     }

@@ -5,7 +5,6 @@
 //! per-request service that hands each request to JS once and waits for its response. It does not
 //! talk to Node directly: it reports through [`crate::request::JsEvents`].
 
-use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::pin::Pin;
@@ -77,7 +76,7 @@ pub struct Shared {
   pub registry: Arc<Registry>,
   routes: RwLock<Arc<RouteTable>>,
   /// Open connections, so `force_close` can drop them.
-  conns: Mutex<HashMap<u64, Arc<ConnCtl>>>,
+  conns: Mutex<crate::request::IdMap<Arc<ConnCtl>>>,
   next_conn: AtomicU64,
   phase: watch::Sender<Phase>,
   /// Requests waiting to be handed to JS, in one burst per scheduler round.
@@ -116,7 +115,7 @@ impl Server {
         cfg,
         registry: Registry::new(events),
         routes: RwLock::new(Arc::new(RouteTable::default())),
-        conns: Mutex::new(HashMap::new()),
+        conns: Mutex::new(crate::request::IdMap::default()),
         next_conn: AtomicU64::new(1),
         phase,
         outbox: Mutex::new(Vec::new()),
