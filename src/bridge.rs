@@ -33,7 +33,7 @@ impl From<CrateError> for napi::Error {
 
 type DispatchTuple = (f64, i32, String, String, Option<Vec<String>>);
 type DispatchArgs = FnArgs<DispatchTuple>;
-type DispatchFn = ThreadsafeFunction<Dispatch, (), DispatchArgs, Status, false, true>;
+type DispatchFn = ThreadsafeFunction<Vec<Dispatch>, (), DispatchArgs, Status, false, true>;
 type EventArgs = FnArgs<(f64, u32)>;
 type EventFn = ThreadsafeFunction<EventArgs, (), EventArgs, Status, false, true>;
 
@@ -43,10 +43,10 @@ struct Callbacks {
 }
 
 impl JsEvents for Callbacks {
-  fn dispatch(&self, req: Dispatch) -> bool {
+  fn dispatch(&self, batch: Vec<Dispatch>) -> bool {
     self
       .on_request
-      .call(req, ThreadsafeFunctionCallMode::NonBlocking)
+      .call(batch, ThreadsafeFunctionCallMode::NonBlocking)
       == Status::Ok
   }
 
@@ -122,6 +122,10 @@ pub struct NativeRoute {
   pub max_body_length: Option<f64>,
 }
 
+fn dispatch_args(d: Dispatch) -> DispatchArgs {
+  (d.id as f64, d.route, d.method, d.url, d.params).into()
+}
+
 fn id_of(id: f64) -> u64 {
   if id.is_finite() && id >= 0.0 {
     id as u64
@@ -153,13 +157,33 @@ impl NativeServer {
     on_request: Function<'_, DispatchArgs, ()>,
     on_event: Function<'_, EventArgs, ()>,
   ) -> Result<Self> {
+    // One threadsafe call per batch of requests: the callback calls the JS function for every
+    // request but the last directly (one callback scope, one microtask checkpoint for the
+    // batch), and returns the last one's arguments for the threadsafe function to call.
+    let js_fn = on_request.create_ref()?;
     let on_request: DispatchFn = on_request
-      .build_threadsafe_function::<Dispatch>()
+      .build_threadsafe_function::<Vec<Dispatch>>()
       .weak::<true>()
       .callee_handled::<false>()
-      .build_callback(|ctx| {
-        let d = ctx.value;
-        Ok((d.id as f64, d.route, d.method, d.url, d.params).into())
+      .build_callback(move |ctx| {
+        let mut batch = ctx.value;
+        let Some(last) = batch.pop() else {
+          return Err(napi::Error::new(Status::InvalidArg, "empty request batch"));
+        };
+        if !batch.is_empty() {
+          let f = js_fn.borrow_back(&ctx.env)?;
+          for d in batch {
+            if f.call(dispatch_args(d)).is_err() {
+              // The JS layer catches everything itself; should a call still throw, clear the
+              // exception so the rest of the batch is delivered.
+              let mut exc = std::ptr::null_mut();
+              // SAFETY: called on the JS thread with the env of this callback.
+              unsafe { napi::sys::napi_get_and_clear_last_exception(ctx.env.raw(), &mut exc) };
+              eprintln!("hyper-sse: a request callback threw");
+            }
+          }
+        }
+        Ok(dispatch_args(last))
       })?;
     let on_event: EventFn = on_event
       .build_threadsafe_function::<EventArgs>()

@@ -25,8 +25,9 @@ pub fn next_id() -> u64 {
 
 /// What Rust tells JS. Implemented with threadsafe functions in `bridge.rs`.
 pub trait JsEvents: Send + Sync {
-  /// Hands a request to JS. `false` if JS can no longer be called (the server is going away).
-  fn dispatch(&self, req: Dispatch) -> bool;
+  /// Hands a batch of requests to JS (one crossing). `false` if JS can no longer be called (the
+  /// server is going away).
+  fn dispatch(&self, batch: Vec<Dispatch>) -> bool;
   /// Reports an event code for a request (see [`EndReason`] and [`crate::response::EVENT_DRAIN`]).
   fn event(&self, id: u64, code: u8);
 }
@@ -224,7 +225,7 @@ mod tests {
   #[derive(Default)]
   struct Log(Mutex<Vec<(u64, u8)>>);
   impl JsEvents for Log {
-    fn dispatch(&self, _req: Dispatch) -> bool {
+    fn dispatch(&self, _batch: Vec<Dispatch>) -> bool {
       true
     }
     fn event(&self, id: u64, code: u8) {

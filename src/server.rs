@@ -276,12 +276,13 @@ async fn dispatcher(shared: Arc<Shared>) {
     shared.outbox_ready.notified().await;
     tokio::task::yield_now().await;
     let batch = std::mem::take(&mut *lock(&shared.outbox));
-    for d in batch {
-      let id = d.id;
-      if !shared.registry.events().dispatch(d) {
-        // Dropping the entry drops its responder: the waiting service answers 503.
-        shared.registry.remove(id);
-      }
+    if batch.is_empty() {
+      continue;
+    }
+    let ids: Vec<u64> = batch.iter().map(|d| d.id).collect();
+    if !shared.registry.events().dispatch(batch) {
+      // Dropping the entries drops their responders: the waiting services answer 503.
+      shared.registry.release(&ids);
     }
   }
 }
