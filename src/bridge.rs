@@ -6,7 +6,7 @@
 //! primitives-only threadsafe functions: one call per request, one per event. The contract with
 //! the JS layer is `docs/NATIVE.md`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,6 +17,7 @@ use napi_derive::napi;
 use crate::channel::{Channel, Subscribed};
 use crate::error::Error as CrateError;
 use crate::request::{Dispatch, JsEvents};
+use crate::response::lock;
 use crate::routing::RouteSpec;
 use crate::server::{Config, Head, Outcome, Server};
 use crate::sse::{self, FieldError};
@@ -35,11 +36,20 @@ type DispatchTuple = (f64, i32, String, String, Option<Vec<String>>);
 type DispatchArgs = FnArgs<DispatchTuple>;
 type DispatchFn = ThreadsafeFunction<Vec<Dispatch>, (), DispatchArgs, Status, false, true>;
 type EventArgs = FnArgs<(f64, u32)>;
-type EventFn = ThreadsafeFunction<EventArgs, (), EventArgs, Status, false, true>;
+type EventFn = ThreadsafeFunction<(), (), EventArgs, Status, false, true>;
+
+/// Events waiting for JS. A burst (10,000 clients leaving at once) becomes one threadsafe call.
+#[derive(Default)]
+struct EventQueue {
+  items: Vec<(u64, u8)>,
+  /// A threadsafe call is on its way and will take `items`.
+  scheduled: bool,
+}
 
 struct Callbacks {
   on_request: DispatchFn,
   on_event: EventFn,
+  events: Arc<Mutex<EventQueue>>,
 }
 
 impl JsEvents for Callbacks {
@@ -51,10 +61,20 @@ impl JsEvents for Callbacks {
   }
 
   fn event(&self, id: u64, code: u8) {
-    let _ = self.on_event.call(
-      (id as f64, u32::from(code)).into(),
-      ThreadsafeFunctionCallMode::NonBlocking,
-    );
+    let mut q = lock(&self.events);
+    q.items.push((id, code));
+    if q.scheduled {
+      return;
+    }
+    q.scheduled = true;
+    drop(q);
+    if self
+      .on_event
+      .call((), ThreadsafeFunctionCallMode::NonBlocking)
+      != Status::Ok
+    {
+      lock(&self.events).scheduled = false;
+    }
   }
 }
 
@@ -167,9 +187,14 @@ impl NativeServer {
       .callee_handled::<false>()
       .build_callback(move |ctx| {
         let mut batch = ctx.value;
-        let Some(last) = batch.pop() else {
-          return Err(napi::Error::new(Status::InvalidArg, "empty request batch"));
-        };
+        // The dispatcher never sends an empty batch; should it, id 0 is no request.
+        let last = batch.pop().unwrap_or(Dispatch {
+          id: 0,
+          route: -1,
+          method: String::new(),
+          url: String::new(),
+          params: None,
+        });
         if !batch.is_empty() {
           let f = js_fn.borrow_back(&ctx.env)?;
           for d in batch {
@@ -185,16 +210,41 @@ impl NativeServer {
         }
         Ok(dispatch_args(last))
       })?;
+    let events = Arc::new(Mutex::new(EventQueue::default()));
+    let queue = events.clone();
+    let event_fn = on_event.create_ref()?;
     let on_event: EventFn = on_event
-      .build_threadsafe_function::<EventArgs>()
+      .build_threadsafe_function::<()>()
       .weak::<true>()
       .callee_handled::<false>()
-      .build()?;
+      .build_callback(move |ctx| {
+        let mut items = {
+          let mut q = lock(&queue);
+          q.scheduled = false;
+          std::mem::take(&mut q.items)
+        };
+        // Never empty (one call is in flight at a time and it takes what was queued); should it
+        // be, id 0 is no request and JS ignores it.
+        let (id, code) = items.pop().unwrap_or((0, 0));
+        if !items.is_empty() {
+          let f = event_fn.borrow_back(&ctx.env)?;
+          for (id, code) in items {
+            if f.call((id as f64, u32::from(code)).into()).is_err() {
+              let mut exc = std::ptr::null_mut();
+              // SAFETY: called on the JS thread with the env of this callback.
+              unsafe { napi::sys::napi_get_and_clear_last_exception(ctx.env.raw(), &mut exc) };
+              eprintln!("hyper-sse: an event callback threw");
+            }
+          }
+        }
+        Ok((id as f64, u32::from(code)).into())
+      })?;
     let server = Server::new(
       to_config(options),
       Arc::new(Callbacks {
         on_request,
         on_event,
+        events,
       }),
     )?;
     crate::response::defer_on_this_thread();
