@@ -10,6 +10,9 @@
  *
  * Lazily read request data (headers, body, ip) is available while the response is open and
  * until the end of the tick in which it closed.
+ *
+ * Memory: a Request stays alive per open stream, so its own fields are only what the native
+ * call gave; everything computed lazily lives in a `RequestExtra` created on first use.
  */
 const { Readable } = require('node:stream');
 const querystring = require('node:querystring');
@@ -23,52 +26,89 @@ const signature = require('./signature');
 const INCOMPATIBLE = (name) =>
   new Error(`ERR_INCOMPATIBLE_CALL: Request.${name} is not supported by hyper-sse (as in Hyper-Express).`);
 
+/** @private lazily computed request data, created on first use (see `Request._more()`) */
+class RequestExtra {
+  constructor() {
+    /** raw path (null until the url was split) */
+    this.path = null;
+    /** query string without `?` */
+    this.query = null;
+    this.url = null;
+    this.query_parameters = undefined;
+    this.path_parameters = undefined;
+    this.cookies = undefined;
+    /** body Buffer */
+    this.body = null;
+    this.text = undefined;
+    /** `{ value }` of the parsed JSON body */
+    this.json = undefined;
+    /** body Readable */
+    this.readable = null;
+    this.locals = undefined;
+    this.ip = null;
+    this.paused = false;
+  }
+}
+
 class Request {
   /**
    * Created by the server for each request; not meant to be constructed by applications.
+   * The NativeServer is the app's (`route.app`).
    * @param {object} route matched route record
    * @param {number} id native request id
    * @param {string} method uppercase method
    * @param {string} url raw request target
    * @param {string[] | null} params raw path-parameter values
-   * @param {object} native the NativeServer serving this request
    */
-  constructor(route, id, method, url, params, native) {
+  constructor(route, id, method, url, params) {
     /** The matched route record. */
     this.route = route;
     /** @private */ this._id = id;
-    /** @private */ this._native = native;
     /** @private */ this._method = method;
     /** @private */ this._raw_url = url;
     /** @private */ this._params = params;
-    /** @private */ this._path = null;
-    /** @private */ this._query = null;
-    /** @private */ this._url = null;
-    /** @private */ this._query_parameters = undefined;
-    /** @private */ this._path_parameters = undefined;
-    /** @private */ this._cookies = undefined;
-    /** @private */ this._body = null;
-    /** @private */ this._text = undefined;
-    /** @private */ this._json = undefined;
-    /** @private */ this._readable = null;
-    /** @private */ this._locals = undefined;
-    /** @private */ this._ip = null;
-    /** @private */ this._paused = false;
-    /** The body was received completely (always true: bodies are read before the handler). */
-    this.received = true;
+    /** @private lazily computed data (`RequestExtra`), see `_more()` */ this._extra = null;
   }
 
-  /** @private splits the raw url into path and query */
+  /** @private the lazily computed data, created on first use */
+  _more() {
+    if (this._extra === null) this._extra = new RequestExtra();
+    return this._extra;
+  }
+
+  /** @private the NativeServer serving this request (the app's) */
+  get _native() {
+    return this.route.app._native;
+  }
+
+  /** @private the RequestExtra with path and query split from the raw url */
   _split() {
-    const url = this._raw_url;
-    const q = url.indexOf('?');
-    if (q < 0) {
-      this._path = url;
-      this._query = '';
-    } else {
-      this._path = url.slice(0, q);
-      this._query = url.slice(q + 1);
+    const extra = this._more();
+    if (extra.path === null) {
+      const url = this._raw_url;
+      const q = url.indexOf('?');
+      if (q < 0) {
+        extra.path = url;
+        extra.query = '';
+      } else {
+        extra.path = url.slice(0, q);
+        extra.query = url.slice(q + 1);
+      }
     }
+    return extra;
+  }
+
+  /**
+   * The body was received completely (always true: bodies are read before the handler).
+   * Assignable, as in Hyper-Express (then an own data property).
+   * @type {boolean}
+   */
+  get received() {
+    return true;
+  }
+
+  set received(value) {
+    Object.defineProperty(this, 'received', { value, writable: true, enumerable: true, configurable: true });
   }
 
   /** Uppercase method (`'DELETE'`, never `'DEL'`). @type {string} */
@@ -78,23 +118,19 @@ class Request {
 
   /** Path + (`'?' + query` when the query is not empty), not decoded. @type {string} */
   get url() {
-    if (this._url === null) {
-      if (this._path === null) this._split();
-      this._url = this._query === '' ? this._path : this._path + '?' + this._query;
-    }
-    return this._url;
+    const extra = this._split();
+    if (extra.url === null) extra.url = extra.query === '' ? extra.path : extra.path + '?' + extra.query;
+    return extra.url;
   }
 
   /** Raw path without the query, not decoded. @type {string} */
   get path() {
-    if (this._path === null) this._split();
-    return this._path;
+    return this._split().path;
   }
 
   /** Query string without `?` (`''` when none). @type {string} */
   get path_query() {
-    if (this._path === null) this._split();
-    return this._query;
+    return this._split().query;
   }
 
   /**
@@ -119,11 +155,11 @@ class Request {
    * @type {Record<string, string | string[]>}
    */
   get query_parameters() {
-    if (this._query_parameters === undefined) {
-      const query = this.path_query;
-      this._query_parameters = query === '' ? {} : querystring.parse(query);
+    const extra = this._split();
+    if (extra.query_parameters === undefined) {
+      extra.query_parameters = extra.query === '' ? {} : querystring.parse(extra.query);
     }
-    return this._query_parameters;
+    return extra.query_parameters;
   }
 
   /** Alias of `query_parameters`. */
@@ -136,7 +172,8 @@ class Request {
    * @type {Record<string, string>}
    */
   get path_parameters() {
-    if (this._path_parameters === undefined) {
+    const extra = this._more();
+    if (extra.path_parameters === undefined) {
       const out = {};
       const names = this.route.param_names;
       const values = this._params;
@@ -145,9 +182,9 @@ class Request {
           if (names[i] !== null) out[names[i]] = values[i];
         }
       }
-      this._path_parameters = out;
+      extra.path_parameters = out;
     }
-    return this._path_parameters;
+    return extra.path_parameters;
   }
 
   /** Alias of `path_parameters`. */
@@ -157,20 +194,22 @@ class Request {
 
   /** Parsed `Cookie` header (values percent-decoded); `{}` if absent. @type {Record<string, string>} */
   get cookies() {
-    if (this._cookies === undefined) {
+    const extra = this._more();
+    if (extra.cookies === undefined) {
       const header = this.headers.cookie;
-      this._cookies = header ? cookie.parse(header) : {};
+      extra.cookies = header ? cookie.parse(header) : {};
     }
-    return this._cookies;
+    return extra.cookies;
   }
 
   /** Peer address (`'127.0.0.1'`); with `trust_proxy`, the first `X-Forwarded-For` item. */
   get ip() {
-    if (this._ip === null) {
+    const extra = this._more();
+    if (extra.ip === null) {
       const xff = this.route.app._options.trust_proxy ? this.headers['x-forwarded-for'] : undefined;
-      this._ip = xff ? xff.split(',')[0].trim() : this._native.reqRemote(this._id) || '';
+      extra.ip = xff ? xff.split(',')[0].trim() : this._native.reqRemote(this._id) || '';
     }
-    return this._ip;
+    return extra.ip;
   }
 
   /** PROXY-protocol address: not supported, always `''`. */
@@ -233,12 +272,13 @@ class Request {
 
   /** Per-request data. */
   get locals() {
-    if (this._locals === undefined) this._locals = {};
-    return this._locals;
+    const extra = this._more();
+    if (extra.locals === undefined) extra.locals = {};
+    return extra.locals;
   }
 
   set locals(value) {
-    this._locals = value;
+    this._more().locals = value;
   }
 
   /** The owning Server. */
@@ -253,7 +293,7 @@ class Request {
 
   /** Whether `pause()` was called without `resume()`. */
   get paused() {
-    return this._paused;
+    return this._extra !== null && this._extra.paused;
   }
 
   /** Throws `ERR_INCOMPATIBLE_CALL` (as in Hyper-Express). */
@@ -347,8 +387,9 @@ class Request {
 
   /** @private */
   _buffer() {
-    if (this._body === null) this._body = this._native.reqBody(this._id) || Buffer.alloc(0);
-    return this._body;
+    const extra = this._more();
+    if (extra.body === null) extra.body = this._native.reqBody(this._id) || Buffer.alloc(0);
+    return extra.body;
   }
 
   /** The body as a Buffer (empty when none). @returns {Promise<Buffer>} */
@@ -358,8 +399,9 @@ class Request {
 
   /** The body decoded as UTF-8 (`''` when none). @returns {Promise<string>} */
   text() {
-    if (this._text === undefined) this._text = this._buffer().toString('utf8');
-    return Promise.resolve(this._text);
+    const extra = this._more();
+    if (extra.text === undefined) extra.text = this._buffer().toString('utf8');
+    return Promise.resolve(extra.text);
   }
 
   /**
@@ -368,16 +410,17 @@ class Request {
    * @returns {Promise<any>}
    */
   json(dflt = {}) {
-    if (this._json === undefined) {
+    const extra = this._more();
+    if (extra.json === undefined) {
       const buf = this._buffer();
       if (buf.length === 0) return Promise.resolve(dflt);
       try {
-        this._json = { value: JSON.parse(buf.toString('utf8')) };
+        extra.json = { value: JSON.parse(buf.toString('utf8')) };
       } catch {
         return Promise.resolve(dflt);
       }
     }
-    return Promise.resolve(this._json.value);
+    return Promise.resolve(extra.json.value);
   }
 
   /** `node:querystring` parse of the body text (`{}` when empty). @returns {Promise<object>} */
@@ -395,30 +438,33 @@ class Request {
 
   /** @private the body Readable, created on first use */
   _stream() {
-    if (this._readable === null) {
+    const extra = this._more();
+    if (extra.readable === null) {
       const options = this.route.streaming && this.route.streaming.readable;
       const readable = new Readable(Object.assign({}, options, { read() {} }));
       const body = this._buffer();
       if (body.length > 0) readable.push(body);
       readable.push(null);
-      if (this._paused) readable.pause();
-      this._readable = readable;
+      if (extra.paused) readable.pause();
+      extra.readable = readable;
       process.nextTick(() => readable.emit('received', body.length));
     }
-    return this._readable;
+    return extra.readable;
   }
 
   /** Pauses the body stream. @returns {this} */
   pause() {
-    this._paused = true;
-    if (this._readable !== null) this._readable.pause();
+    const extra = this._more();
+    extra.paused = true;
+    if (extra.readable !== null) extra.readable.pause();
     return this;
   }
 
   /** Resumes the body stream. @returns {this} */
   resume() {
-    this._paused = false;
-    if (this._readable !== null) this._readable.resume();
+    const extra = this._more();
+    extra.paused = false;
+    if (extra.readable !== null) extra.readable.resume();
     return this;
   }
 

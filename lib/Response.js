@@ -15,6 +15,10 @@
  * - `close` last event of every response, exactly once;
  * - `drain` after a `write()`/`sse.send()` returned false, once the queue fell below the mark.
  * A listener that throws (or rejects) is reported to the server's error handler, never crashes.
+ *
+ * Memory: one Response stays alive per open stream, so its own fields are only the hot ones;
+ * rarely used state lives in a `ResponseExtra` created on first use, and the listener table is
+ * created on the first listener.
  */
 const { EventEmitter } = require('node:events');
 const { STATUS_CODES } = require('node:http');
@@ -69,6 +73,51 @@ function writeAfterEnd() {
   return err;
 }
 
+/** Bits of `Response._flags`. */
+const PREPARED = 1; // `prepare` was emitted (or skipped): nothing may emit it again
+const SSE_MODE = 2; // started as an SSE stream (resHead sse=true)
+const NEED_DRAIN = 4; // a write returned false; cleared by the next drain
+
+/**
+ * A fast-mode object with no inherited keys, for the listener table of a Response.
+ * (EventEmitter's own `{ __proto__: null }` starts in V8's larger, slower dictionary mode.)
+ */
+function Listeners() {}
+Listeners.prototype = Object.create(null);
+
+/** Same, for the response headers (name → string | string[]). */
+function HeaderMap() {}
+HeaderMap.prototype = Object.create(null);
+
+/**
+ * The headers of an SSE response that had no headers of its own, shared by all of them (an open
+ * stream holds no header object of its own); `_own_headers()` copies it before any change.
+ */
+const SSE_HEADERS = new HeaderMap();
+SSE_HEADERS['content-type'] = 'text/event-stream';
+SSE_HEADERS['cache-control'] = 'no-cache';
+SSE_HEADERS.connection = 'keep-alive';
+SSE_HEADERS['x-accel-buffering'] = 'no';
+Object.freeze(SSE_HEADERS);
+
+/** @private rarely used response state, created on first use (see `Response._more()`) */
+class ResponseExtra {
+  constructor() {
+    /** custom reason phrase */
+    this.message = null;
+    /** name → serialized cookie */
+    this.cookies = null;
+    /** explicit Content-Length for stream(readable, total) */
+    this.length = -1;
+    /** body bytes written so far */
+    this.written = 0;
+    /** `res.locals` */
+    this.locals = undefined;
+    /** `res.drain(handler)` */
+    this.drain_handler = null;
+  }
+}
+
 function reportListenerError(res, err) {
   try {
     res.app._handle_error(res._req, res, err);
@@ -92,37 +141,34 @@ function invoke(res, fn, n, a, b, args) {
   }
 }
 
-class Response extends EventEmitter {
+/**
+ * A Response is an EventEmitter (its prototype chain is set up below the class), but it does not
+ * run the EventEmitter constructor, which would give every response five more fields and a
+ * dictionary-mode listener table: `_events` stays undefined until the first listener is added.
+ */
+class Response {
   /**
    * Created by the server for each request; not meant to be constructed by applications.
+   * The NativeServer and its release queue are the app's (`route.app`).
    * @param {object} route matched route record
    * @param {import('./Request')} req
    * @param {number} id native request id
-   * @param {object} native the NativeServer serving this request
-   * @param {object} releaseQueue per-native release queue
    */
-  constructor(route, req, id, native, releaseQueue) {
-    super();
+  constructor(route, req, id) {
+    /** @private EventEmitter listener table (a `Listeners`), created by the first `on()` */
+    this._events = undefined;
+    /** @private EventEmitter bookkeeping */
+    this._eventsCount = 0;
     /** The matched route record. */
     this.route = route;
     /** @private */ this._req = req;
     /** @private */ this._id = id;
-    /** @private */ this._native = native;
-    /** @private */ this._release = releaseQueue;
     /** @private */ this._status = 200;
-    /** @private */ this._message = null;
-    /** @private name → string | string[] */ this._headers = null;
-    /** @private name → serialized cookie */ this._cookies = null;
-    /** @private */ this._prepared = false;
+    /** @private name → string | string[] (a `HeaderMap`) */ this._headers = null;
+    /** @private PREPARED | SSE_MODE | NEED_DRAIN */ this._flags = 0;
     /** @private send() in progress or done */ this._sending = false;
-    /** @private response started as a chunked stream (resHead) */ this._streaming = false;
-    /** @private streamed as SSE (resHead sse=true) */ this._sse_mode = false;
-    /** @private */ this._need_drain = false;
-    /** @private */ this._written = 0;
-    /** @private explicit Content-Length for stream(readable, total) */ this._length = -1;
     /** @private */ this._sse = undefined;
-    /** @private */ this._locals = undefined;
-    /** @private */ this._drain_handler = null;
+    /** @private rarely used state (`ResponseExtra`), see `_more()` */ this._extra = null;
     /** Status line and headers were handed to the native side (alias: `headersSent`). */
     this.initiated = false;
     /** The response finished, the client left, or `close()` was called (alias: `aborted`). */
@@ -138,6 +184,39 @@ class Response extends EventEmitter {
   }
 
   // ---------------------------------------------------------------- events
+
+  /** @private the rarely used state, created on first use */
+  _more() {
+    if (this._extra === null) this._extra = new ResponseExtra();
+    return this._extra;
+  }
+
+  /** @private the NativeServer serving this response (the app's) */
+  get _native() {
+    return this.route.app._native;
+  }
+
+  /** @private streamed as SSE (resHead sse=true) */
+  get _sse_mode() {
+    return (this._flags & SSE_MODE) !== 0;
+  }
+
+  /** Same as EventEmitter's (creates the listener table on first use). @returns {this} */
+  on(type, listener) {
+    if (this._events === undefined) this._events = new Listeners();
+    return EventEmitter.prototype.on.call(this, type, listener);
+  }
+
+  /** Same as EventEmitter's (creates the listener table on first use). @returns {this} */
+  addListener(type, listener) {
+    return this.on(type, listener);
+  }
+
+  /** Same as EventEmitter's (creates the listener table on first use). @returns {this} */
+  prependListener(type, listener) {
+    if (this._events === undefined) this._events = new Listeners();
+    return EventEmitter.prototype.prependListener.call(this, type, listener);
+  }
 
   /**
    * Emits like EventEmitter, but a listener that throws or rejects is reported to the server's
@@ -162,28 +241,30 @@ class Response extends EventEmitter {
 
   /** @private emits `prepare` once, before anything is committed */
   _prepare() {
-    if (this._prepared) return;
-    this._prepared = true;
-    if (this._events.prepare !== undefined) this.emit('prepare', this._req, this);
+    if ((this._flags & PREPARED) !== 0) return;
+    this._flags |= PREPARED;
+    const events = this._events;
+    if (events !== undefined && events.prepare !== undefined) this.emit('prepare', this._req, this);
   }
 
   /** @private forget this response (after `close` was emitted) */
   _cleanup() {
+    const app = this.route.app;
     OPEN.delete(this._id);
-    queueRelease(this._release, this._id);
-    this.route.app._response_closed();
+    queueRelease(app._release, this._id);
+    app._response_closed();
   }
 
   /** @private successful completion: `finish` then `close` */
   _finish(reason) {
     this.close_reason = reason;
     this._sending = true;
-    if (this._events.finish !== undefined) {
+    if (this._events !== undefined && this._events.finish !== undefined) {
       this.emit('finish', this._req, this);
       if (this.completed) return; // a finish listener called res.close()
     }
     this.completed = true;
-    if (this._events.close !== undefined) this.emit('close', this._req, this);
+    if (this._events !== undefined && this._events.close !== undefined) this.emit('close', this._req, this);
     this._cleanup();
   }
 
@@ -192,8 +273,10 @@ class Response extends EventEmitter {
     if (this.completed) return;
     this.completed = true;
     this.close_reason = reason;
-    if (this._events.abort !== undefined) this.emit('abort', this._req, this);
-    if (this._events.close !== undefined) this.emit('close', this._req, this);
+    if (this._events !== undefined) {
+      if (this._events.abort !== undefined) this.emit('abort', this._req, this);
+      if (this._events.close !== undefined) this.emit('close', this._req, this);
+    }
     this._cleanup();
   }
 
@@ -202,7 +285,7 @@ class Response extends EventEmitter {
     if (this.completed) return;
     this.completed = true;
     this.close_reason = reason;
-    if (this._events.close !== undefined) this.emit('close', this._req, this);
+    if (this._events !== undefined && this._events.close !== undefined) this.emit('close', this._req, this);
     this._cleanup();
   }
 
@@ -217,9 +300,9 @@ class Response extends EventEmitter {
       case 3:
         return this._abort('slow_client');
       case 4:
-        this._need_drain = false;
-        if (this._events.drain !== undefined) this.emit('drain');
-        if (this._drain_handler !== null && !this.completed) this._run_drain_handler();
+        this._flags &= ~NEED_DRAIN;
+        if (this._events !== undefined && this._events.drain !== undefined) this.emit('drain');
+        if (this._extra !== null && this._extra.drain_handler !== null && !this.completed) this._run_drain_handler();
         return;
     }
   }
@@ -234,8 +317,10 @@ class Response extends EventEmitter {
   /** @private flat `[name, value, ...]` for the native side */
   _header_list() {
     const headers = this._headers;
-    const cookies = this._cookies;
-    if (headers === null && cookies === null && this._length < 0) return EMPTY;
+    const extra = this._extra;
+    const cookies = extra === null ? null : extra.cookies;
+    const length = extra === null ? -1 : extra.length;
+    if (headers === null && cookies === null && length < 0) return EMPTY;
     const out = [];
     if (headers !== null) {
       for (const name in headers) {
@@ -246,7 +331,7 @@ class Response extends EventEmitter {
       }
     }
     if (cookies !== null) for (const name in cookies) out.push('set-cookie', cookies[name]);
-    if (this._length >= 0) out.push('content-length', String(this._length));
+    if (length >= 0) out.push('content-length', String(length));
     return out;
   }
 
@@ -255,7 +340,9 @@ class Response extends EventEmitter {
    * @returns {boolean} false when the response cannot be written any more
    */
   _start(sse) {
-    if (sse) {
+    if (sse && this._headers === null) {
+      this._headers = SSE_HEADERS;
+    } else if (sse) {
       this.header('content-type', 'text/event-stream', true);
       this.header('cache-control', 'no-cache', true);
       this.header('connection', 'keep-alive', true);
@@ -264,9 +351,8 @@ class Response extends EventEmitter {
     this._prepare();
     if (this.completed || this.initiated || this._sending) return false;
     this.initiated = true;
-    this._streaming = true;
-    this._sse_mode = sse;
-    const ok = this._native.resHead(this._id, this._status, this._message, this._header_list(), sse);
+    if (sse) this._flags |= SSE_MODE;
+    const ok = this._native.resHead(this._id, this._status, this._reason(), this._header_list(), sse);
     touch();
     if (!ok) {
       this._gone();
@@ -282,10 +368,26 @@ class Response extends EventEmitter {
   _queued(n) {
     if (n < 0) return false;
     if (n >= this.route.app._hwm) {
-      this._need_drain = true;
+      this._flags |= NEED_DRAIN;
       return false;
     }
     return true;
+  }
+
+  /** @private the headers, made this response's own (and writable) first */
+  _own_headers() {
+    const headers = this._headers;
+    if (headers === null) {
+      this._headers = new HeaderMap();
+    } else if (headers === SSE_HEADERS) {
+      this._headers = Object.assign(new HeaderMap(), SSE_HEADERS);
+    }
+    return this._headers;
+  }
+
+  /** @private the custom reason phrase, or null for the standard one */
+  _reason() {
+    return this._extra === null ? null : this._extra.message;
   }
 
   /**
@@ -306,9 +408,9 @@ class Response extends EventEmitter {
     if (message !== undefined && message !== null) {
       const text = String(message);
       if (INVALID_VALUE.test(text)) throw invalidChar('status message', text);
-      this._message = text;
-    } else {
-      this._message = null;
+      this._more().message = text;
+    } else if (this._extra !== null) {
+      this._extra.message = null;
     }
     return this;
   }
@@ -334,12 +436,12 @@ class Response extends EventEmitter {
     }
     if (this.initiated) return this;
     const key = name.toLowerCase();
-    if (this._headers === null) this._headers = Object.create(null);
-    const current = this._headers[key];
+    const headers = this._own_headers();
+    const current = headers[key];
     if (overwrite === true || current === undefined) {
-      this._headers[key] = Array.isArray(v) && v.length === 1 ? v[0] : v;
+      headers[key] = Array.isArray(v) && v.length === 1 ? v[0] : v;
     } else if (typeof current === 'string') {
-      this._headers[key] = Array.isArray(v) ? [current, ...v] : [current, v];
+      headers[key] = Array.isArray(v) ? [current, ...v] : [current, v];
     } else if (Array.isArray(v)) {
       for (const item of v) current.push(item);
     } else {
@@ -384,8 +486,9 @@ class Response extends EventEmitter {
     const serialized = cookie.serialize(name, val, opts);
     if (INVALID_VALUE.test(serialized)) throw invalidChar('cookie', name);
     if (this.initiated) return this;
-    if (this._cookies === null) this._cookies = Object.create(null);
-    this._cookies[name] = serialized;
+    const extra = this._more();
+    if (extra.cookies === null) extra.cookies = Object.create(null);
+    extra.cookies[name] = serialized;
     return this;
   }
 
@@ -418,7 +521,7 @@ class Response extends EventEmitter {
         if (typeof callback === 'function') process.nextTick(callback, writeAfterEnd());
         return false;
       }
-      this._written += typeof body === 'string' ? Buffer.byteLength(body) : body.length;
+      this._more().written += typeof body === 'string' ? Buffer.byteLength(body) : body.length;
       ok = this._queued(n);
     }
     if (typeof callback === 'function') process.nextTick(callback);
@@ -441,7 +544,7 @@ class Response extends EventEmitter {
       this._prepare();
       if (this.completed) return this;
       this.initiated = true;
-      const ok = this._native.resEnd(this._id, this._status, this._message, this._header_list(), toBody(body));
+      const ok = this._native.resEnd(this._id, this._status, this._reason(), this._header_list(), toBody(body));
       touch();
       if (!ok) return this._gone(), this;
     } else {
@@ -524,7 +627,7 @@ class Response extends EventEmitter {
       return Promise.resolve();
     }
     if (this.completed) return Promise.resolve();
-    if (typeof total === 'number' && total >= 0 && !this.initiated) this._length = Math.floor(total);
+    if (typeof total === 'number' && total >= 0 && !this.initiated) this._more().length = Math.floor(total);
     return new Promise((resolve) => {
       let settled = false;
       const done = () => {
@@ -589,12 +692,13 @@ class Response extends EventEmitter {
    * @param {(offset: number) => boolean} handler
    */
   drain(handler) {
-    this._drain_handler = handler;
+    this._more().drain_handler = handler;
   }
 
   /** @private */
   _run_drain_handler() {
-    const handler = this._drain_handler;
+    const extra = this._extra;
+    const handler = extra.drain_handler;
     let out;
     try {
       out = handler(this.write_offset);
@@ -603,7 +707,7 @@ class Response extends EventEmitter {
     }
     if (typeof out !== 'boolean') {
       this.throw(new Error('hyper-sse: Response.drain(handler): handler must return a boolean'));
-    } else if (out && this._drain_handler === handler) this._drain_handler = null;
+    } else if (out && extra.drain_handler === handler) extra.drain_handler = null;
   }
 
   /**
@@ -690,7 +794,7 @@ class Response extends EventEmitter {
 
   /** @returns {this} */
   removeHeader(name) {
-    if (this._headers !== null && !this.initiated) delete this._headers[String(name).toLowerCase()];
+    if (this._headers !== null && !this.initiated) delete this._own_headers()[String(name).toLowerCase()];
     return this;
   }
 
@@ -717,7 +821,8 @@ class Response extends EventEmitter {
 
   /** @returns {boolean} */
   hasCookie(name) {
-    return this._cookies !== null && this._cookies[name] !== undefined;
+    const cookies = this._extra === null ? null : this._extra.cookies;
+    return cookies !== null && cookies[name] !== undefined;
   }
 
   /** Deletion cookie (`Max-Age=0`). @returns {this} */
@@ -806,11 +911,12 @@ class Response extends EventEmitter {
   }
 
   set statusCode(code) {
-    this.status(code, this._message);
+    this.status(code, this._reason());
   }
 
   get statusMessage() {
-    return this._message !== null ? this._message : STATUS_CODES[this._status];
+    const message = this._reason();
+    return message !== null ? message : STATUS_CODES[this._status];
   }
 
   set statusMessage(message) {
@@ -819,12 +925,13 @@ class Response extends EventEmitter {
 
   /** Per-response data. */
   get locals() {
-    if (this._locals === undefined) this._locals = {};
-    return this._locals;
+    const extra = this._more();
+    if (extra.locals === undefined) extra.locals = {};
+    return extra.locals;
   }
 
   set locals(value) {
-    this._locals = value;
+    this._more().locals = value;
   }
 
   /** The owning Server. */
@@ -844,7 +951,8 @@ class Response extends EventEmitter {
 
   /** Body bytes written so far; -1 once completed. */
   get write_offset() {
-    return this.completed ? -1 : this._written;
+    if (this.completed) return -1;
+    return this._extra === null ? 0 : this._extra.written;
   }
 
   /**
@@ -877,7 +985,7 @@ class Response extends EventEmitter {
 
   /** Writable compatibility: true after a write returned false until `drain`. */
   get writableNeedDrain() {
-    return this._need_drain;
+    return (this._flags & NEED_DRAIN) !== 0;
   }
 
   /** Writable compatibility: the server's high-water mark. */
@@ -895,5 +1003,10 @@ class Response extends EventEmitter {
     return this.completed && this.close_reason !== 'finished';
   }
 }
+
+// Response is an EventEmitter without running its constructor (see the class comment): every
+// EventEmitter method works on `_events` / `_eventsCount` and the prototype's defaults.
+Object.setPrototypeOf(Response.prototype, EventEmitter.prototype);
+Object.setPrototypeOf(Response, EventEmitter);
 
 module.exports = Response;

@@ -99,6 +99,17 @@ function autoCloseDone(server) {
   for (const signal of SIGNALS) process.removeListener(signal, onSignal);
 }
 
+/**
+ * Keeps the event loop alive (a ref'd timer) until the native server has no open connection.
+ * @param {object} nat NativeServer
+ */
+function holdWhileConnected(nat) {
+  const check = () => {
+    if (nat.connections > 0) setTimeout(check, 20);
+  };
+  check();
+}
+
 function noop() {}
 
 function sleep(ms) {
@@ -342,9 +353,12 @@ class Server extends Router {
   _on_request(id, routeId, method, url, params) {
     let route = routeId >= 0 ? this._route_list[routeId] : undefined;
     if (route === undefined) route = this._not_found;
-    const native = this._native;
-    const req = new Request(route, id, method, url, params, native);
-    const res = new Response(route, req, id, native, this._release);
+    // The route's own method and path strings when they are the same: the strings made for this
+    // call are then garbage at once instead of being held by the request (an open SSE stream).
+    if (method === route.method) method = route.method;
+    if (url === route.path) url = route.path;
+    const req = new Request(route, id, method, url, params);
+    const res = new Response(route, req, id);
     OPEN.set(id, res);
     this._open++;
     try {
@@ -447,6 +461,10 @@ class Server extends Router {
     clearInterval(this._keepalive);
     this._keepalive = null;
     this._native.close();
+    // Connections still open (a response being written, a stream, a keep-alive client) keep the
+    // process alive, as sockets do in node:http: otherwise a response sent just before close()
+    // could be cut off by the process exiting.
+    holdWhileConnected(this._native);
     autoCloseDone(this);
     LIVE.delete(this);
     return true;
