@@ -118,7 +118,8 @@ pub type IdMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IdHasher>>;
 
 /// All in-flight requests of one server.
 pub struct Registry {
-  entries: Mutex<IdMap<Entry>>,
+  /// Boxed: the map's buckets stay small (an idle SSE stream costs a pointer there, not an entry).
+  entries: Mutex<IdMap<Box<Entry>>>,
   events: Arc<dyn JsEvents>,
 }
 
@@ -135,12 +136,12 @@ impl Registry {
   }
 
   pub fn insert(&self, id: u64, entry: Entry) {
-    lock(&self.entries).insert(id, entry);
+    lock(&self.entries).insert(id, Box::new(entry));
   }
 
   /// Runs `f` on the entry, if it is still registered.
   pub fn with<R>(&self, id: u64, f: impl FnOnce(&mut Entry) -> R) -> Option<R> {
-    lock(&self.entries).get_mut(&id).map(f)
+    lock(&self.entries).get_mut(&id).map(|e| f(e))
   }
 
   /// Forgets requests JS has finished with.
@@ -153,7 +154,7 @@ impl Registry {
 
   /// Forgets one request at once (JS never saw it).
   pub fn remove(&self, id: u64) -> Option<Entry> {
-    lock(&self.entries).remove(&id)
+    lock(&self.entries).remove(&id).map(|e| *e)
   }
 
   pub fn len(&self) -> usize {

@@ -374,7 +374,7 @@ pub(crate) fn serve_http(
     };
     match takeover {
       Some(t) => {
-        let fut = crate::sse_writer::serve_connection(sock, remote, shared, ctl, conn_id, t);
+        let fut = crate::sse_writer::serve_connection(sock, shared, ctl, conn_id, t);
         tokio::spawn(fut);
       }
       None => {

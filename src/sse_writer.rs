@@ -11,7 +11,6 @@
 //! connection, the socket goes back to hyper for the next request.
 
 use std::io::{self, IoSlice};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -100,19 +99,21 @@ async fn write_data(
 /// One connection while an SSE stream is served on it; back to hyper afterwards when it can.
 pub async fn serve_connection(
   sock: Arc<TcpStream>,
-  remote: SocketAddr,
   shared: Arc<Shared>,
   ctl: Arc<ConnCtl>,
   conn_id: u64,
   t: Takeover,
 ) {
   let after = serve(&sock, &ctl, t, &shared.registry).await;
-  if after == After::KeepAlive && !shared.is_graceful() {
-    tokio::spawn(crate::server::serve_http(
-      sock, remote, shared, ctl, conn_id,
-    ));
-  } else {
-    shared.connection_closed(conn_id);
+  // The peer address is read again rather than kept by every idle stream.
+  let remote = sock.peer_addr();
+  match remote {
+    Ok(remote) if after == After::KeepAlive && !shared.is_graceful() => {
+      tokio::spawn(crate::server::serve_http(
+        sock, remote, shared, ctl, conn_id,
+      ));
+    }
+    _ => shared.connection_closed(conn_id),
   }
 }
 
