@@ -203,6 +203,13 @@ async fn run(
       }
       Wake::Take(Take::Gone) => return Err(ctl.reason()),
       Wake::Readable => {
+        // The readiness already says whether the peer closed (EPOLLRDHUP/HUP): a FIN ends the
+        // stream without a read. Errors (RST, ETIMEDOUT) are read below to learn which.
+        if let Ok(ready) = sock.ready(tokio::io::Interest::READABLE).await {
+          if ready.is_read_closed() && !ready.is_error() {
+            return Err(EndReason::Client);
+          }
+        }
         let mut scratch = [0u8; 64];
         match sock.try_read(&mut scratch) {
           // The client closed its side: with an event stream that means it left.
