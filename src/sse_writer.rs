@@ -105,6 +105,12 @@ pub async fn serve_connection(
   t: Takeover,
 ) {
   let after = serve(&sock, &ctl, t, &shared.registry).await;
+  if after == After::Close {
+    // The end is reported; closing the socket (kernel work) can wait until the other streams
+    // ready now have reported theirs: when many clients leave at once, JS hears of all of them
+    // sooner.
+    tokio::task::yield_now().await;
+  }
   // The peer address is read again rather than kept by every idle stream.
   let remote = sock.peer_addr();
   match remote {
