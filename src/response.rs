@@ -19,7 +19,6 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// Why a response ended without JS finishing it. The numbers are the event codes JS receives.
@@ -134,9 +133,12 @@ pub struct ConnCtl {
   /// Set when the connection must be dropped at once; `kill_waker` wakes its task.
   killed: std::sync::atomic::AtomicBool,
   kill_waker: atomic_waker::AtomicWaker,
-  /// An SSE response waiting to take the connection over from hyper.
+  /// An SSE response waiting to take the connection over from hyper (`has_takeover` says so
+  /// without locking).
   takeover: Mutex<Option<Takeover>>,
-  take: Notify,
+  has_takeover: std::sync::atomic::AtomicBool,
+  /// Close once the current response is done (`close_idle`/`shutdown`).
+  graceful: std::sync::atomic::AtomicBool,
   /// A write to the socket is waiting for the client to read: only then is a full queue a slow
   /// client (a burst that the runtime has not written yet is not).
   blocked: std::sync::atomic::AtomicBool,
@@ -151,7 +153,8 @@ impl ConnCtl {
       kill_waker: atomic_waker::AtomicWaker::new(),
       takeover: Mutex::new(None),
       blocked: std::sync::atomic::AtomicBool::new(false),
-      take: Notify::new(),
+      has_takeover: std::sync::atomic::AtomicBool::new(false),
+      graceful: std::sync::atomic::AtomicBool::new(false),
       reason: AtomicU8::new(0),
     })
   }
@@ -207,23 +210,46 @@ impl ConnCtl {
   /// Asks the connection task to leave hyper and serve `t` on the socket.
   pub fn hand_over(&self, t: Takeover) {
     *lock(&self.takeover) = Some(t);
-    self.take.notify_one();
+    self.has_takeover.store(true, Ordering::Release);
+    self.kill_waker.wake();
   }
 
   /// An SSE response handed over but not yet taken.
   pub fn take_pending(&self) -> Option<Takeover> {
+    if !self.has_takeover.swap(false, Ordering::AcqRel) {
+      return None;
+    }
     lock(&self.takeover).take()
   }
 
-  /// Completes with the SSE response handed over by [`hand_over`](Self::hand_over).
-  pub async fn taken(&self) -> Takeover {
-    loop {
-      if let Some(t) = lock(&self.takeover).take() {
-        return t;
-      }
-      self.take.notified().await;
-    }
+  /// Asks the connection to close once its current response is done.
+  pub fn close_when_idle(&self) {
+    self.graceful.store(true, Ordering::Release);
+    self.kill_waker.wake();
   }
+
+  /// What the connection task must do besides driving hyper, if anything. Registers `cx` for
+  /// kills, takeovers and graceful closes (one waker for all three).
+  pub fn poll_signal(&self, cx: &mut Context<'_>, graceful_seen: bool) -> Option<Signal> {
+    self.kill_waker.register(cx.waker());
+    if self.killed.load(Ordering::Acquire) {
+      return Some(Signal::Killed);
+    }
+    if let Some(t) = self.take_pending() {
+      return Some(Signal::Takeover(t));
+    }
+    if !graceful_seen && self.graceful.load(Ordering::Acquire) {
+      return Some(Signal::Graceful);
+    }
+    None
+  }
+}
+
+/// See [`ConnCtl::poll_signal`].
+pub enum Signal {
+  Killed,
+  Takeover(Takeover),
+  Graceful,
 }
 
 /// Receives the end of responses JS did not finish. Implemented by the server registry.

@@ -23,13 +23,13 @@ use hyper_util::rt::TokioIo;
 use tokio::io::Interest;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 use tokio::time::Sleep;
 
 use crate::error::Error;
 use crate::request::{next_id, Dispatch, Entry, JsEvents, PendingGuard, Registry};
 use crate::response::{
-  lock, run_or_defer, ConnCtl, Deferred, EndReason, Reply, ResBody, Stream, StreamBody,
+  lock, run_or_defer, ConnCtl, Deferred, EndReason, Reply, ResBody, Signal, Stream, StreamBody,
   StreamLimits, Takeover,
 };
 use crate::routing::{RouteSpec, RouteTable};
@@ -62,14 +62,6 @@ impl Default for Config {
   }
 }
 
-/// Server lifecycle broadcast to every connection task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-  Running,
-  /// Finish in-flight responses, then close (keep-alive connections close when idle).
-  Graceful,
-}
-
 /// The state shared by the accept loop, every connection and the bridge.
 pub struct Shared {
   pub cfg: Config,
@@ -78,7 +70,8 @@ pub struct Shared {
   /// Open connections, so `force_close` can drop them.
   conns: Mutex<crate::request::IdMap<Arc<ConnCtl>>>,
   next_conn: AtomicU64,
-  phase: watch::Sender<Phase>,
+  /// `close_idle` was called: connections close once their current response is done.
+  graceful: AtomicBool,
   /// Requests waiting to be handed to JS, in one burst per scheduler round.
   outbox: Mutex<Vec<Dispatch>>,
   outbox_ready: tokio::sync::Notify,
@@ -109,7 +102,6 @@ impl Server {
       .enable_all()
       .build()
       .map_err(|e| Error::Runtime(e.to_string()))?;
-    let (phase, _) = watch::channel(Phase::Running);
     Ok(Server {
       shared: Arc::new(Shared {
         cfg,
@@ -117,7 +109,7 @@ impl Server {
         routes: RwLock::new(Arc::new(RouteTable::default())),
         conns: Mutex::new(crate::request::IdMap::default()),
         next_conn: AtomicU64::new(1),
-        phase,
+        graceful: AtomicBool::new(false),
         outbox: Mutex::new(Vec::new()),
         outbox_ready: tokio::sync::Notify::new(),
       }),
@@ -177,7 +169,7 @@ impl Server {
     *lock(&self.listen_control) = Some(control);
     self.listening.store(true, Ordering::Release);
     let shared = self.shared.clone();
-    let _ = self.shared.phase.send(Phase::Running);
+    self.shared.graceful.store(false, Ordering::Release);
     if !self.started.swap(true, Ordering::AcqRel) {
       // Live as long as the runtime: open streams keep their heartbeats after `close()`.
       self.runtime.spawn(dispatcher(shared.clone()));
@@ -204,7 +196,11 @@ impl Server {
 
   /// Asks every connection to close once its current response is done.
   pub fn close_idle(&self) {
-    let _ = self.shared.phase.send(Phase::Graceful);
+    self.shared.graceful.store(true, Ordering::Release);
+    let conns: Vec<_> = lock(&self.shared.conns).values().cloned().collect();
+    for c in conns {
+      c.close_when_idle();
+    }
   }
 
   /// Drops every connection now.
@@ -352,22 +348,26 @@ pub(crate) fn serve_http(
         .max_buf_size(shared.cfg.max_header_size.max(8192));
       let conn = builder.serve_connection(io, service);
       tokio::pin!(conn);
-      let mut phase = shared.phase.subscribe();
-      let mut graceful = *phase.borrow() == Phase::Graceful;
-      if graceful {
-        conn.as_mut().graceful_shutdown();
+      if shared.is_graceful() {
+        ctl.close_when_idle();
       }
+      let mut graceful_seen = false;
       loop {
-        tokio::select! {
-          biased;
-          _ = ctl.killed() => break None,
-          _ = conn.as_mut() => break ctl.take_pending(),
-          t = ctl.taken() => break Some(t),
-          changed = phase.changed(), if !graceful => {
-            if changed.is_err() || *phase.borrow() == Phase::Graceful {
-              graceful = true;
-              conn.as_mut().graceful_shutdown();
-            }
+        // One poll for hyper and for what the rest of the server asks of this connection.
+        let signal = std::future::poll_fn(|cx| {
+          if let Some(signal) = ctl.poll_signal(cx, graceful_seen) {
+            return Poll::Ready(Some(signal));
+          }
+          conn.as_mut().poll(cx).map(|_| None)
+        })
+        .await;
+        match signal {
+          None => break ctl.take_pending(),
+          Some(Signal::Killed) => break None,
+          Some(Signal::Takeover(t)) => break Some(t),
+          Some(Signal::Graceful) => {
+            graceful_seen = true;
+            conn.as_mut().graceful_shutdown();
           }
         }
       }
@@ -634,7 +634,7 @@ impl Shared {
 
   /// True once `close_idle` asked connections to finish.
   pub fn is_graceful(&self) -> bool {
-    *self.phase.borrow() == Phase::Graceful
+    self.graceful.load(Ordering::Acquire)
   }
 
   /// Forgets a closed connection.
