@@ -78,9 +78,12 @@ function closeAll() {
 }
 
 function onSignal(signal) {
+  // Runs first (prepended), so every other listener, `once` ones included, is still registered:
+  // they are the app's own handling of the signal.
+  const others = process.listenerCount(signal) - 1;
   closeAll();
   // Keep the default behaviour of the signal (terminate) when nothing else listens for it.
-  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+  if (others <= 0) process.kill(process.pid, signal);
 }
 
 function autoClose(server) {
@@ -88,7 +91,7 @@ function autoClose(server) {
   if (hooked) return;
   hooked = true;
   process.on('exit', closeAll);
-  for (const signal of SIGNALS) process.on(signal, onSignal);
+  for (const signal of SIGNALS) process.prependListener(signal, onSignal);
 }
 
 function autoCloseDone(server) {
