@@ -15,6 +15,7 @@
 const native = require('./native');
 const { OPEN, touch } = require('./state');
 const SSEventStream = require('./SSEventStream');
+const { sendArgs } = require('./sendArgs');
 
 const RESPONSE = SSEventStream.RESPONSE;
 
@@ -95,21 +96,7 @@ class Channel {
    * @throws {TypeError} `code = 'ERR_SSE_INVALID_FIELD'` for CR/LF in event or id, NUL in id
    */
   send(a, b, c) {
-    let id = null;
-    let event = null;
-    let data;
-    const count = arguments.length;
-    if (count >= 3) {
-      id = a === undefined || a === null ? null : String(a);
-      event = b === undefined || b === null ? null : String(b);
-      data = c;
-    } else if (count === 2) {
-      event = a === undefined || a === null ? null : String(a);
-      data = b;
-    } else {
-      data = a;
-    }
-    data = data === undefined || data === null ? '' : String(data);
+    const { id, event, data } = sendArgs(arguments.length, a, b, c);
     let sent;
     try {
       sent = this._native.send(id, event, data);

@@ -16,6 +16,7 @@
  */
 
 const { touch } = require('./state');
+const { sendArgs } = require('./sendArgs');
 
 const RESPONSE = Symbol('hyper-sse.response');
 const BAD_EVENT = /[\r\n]/;
@@ -88,21 +89,7 @@ class SSEventStream {
    * @throws {TypeError} `code = 'ERR_SSE_INVALID_FIELD'` for CR/LF in event or id, NUL in id
    */
   send(a, b, c) {
-    let id = null;
-    let event = null;
-    let data;
-    const count = arguments.length;
-    if (count >= 3) {
-      id = a === undefined || a === null ? null : String(a);
-      event = b === undefined || b === null ? null : String(b);
-      data = c;
-    } else if (count === 2) {
-      event = a === undefined || a === null ? null : String(a);
-      data = b;
-    } else {
-      data = a;
-    }
-    data = data === undefined || data === null ? '' : String(data);
+    const { id, event, data } = sendArgs(arguments.length, a, b, c);
     const res = this[RESPONSE];
     if (res.completed || res._sending) return false;
     if (!res.initiated) {

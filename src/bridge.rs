@@ -142,6 +142,14 @@ pub struct NativeRoute {
   pub max_body_length: Option<f64>,
 }
 
+fn head_of<'a>(status: u32, reason: Option<&'a str>, headers: &'a [String]) -> Head<'a> {
+  Head {
+    status: status.min(u32::from(u16::MAX)) as u16,
+    reason,
+    headers,
+  }
+}
+
 fn dispatch_args(d: Dispatch) -> DispatchArgs {
   (d.id as f64, d.route, d.method, d.url, d.params).into()
 }
@@ -360,11 +368,7 @@ impl NativeServer {
     body: Option<Either<Buffer, String>>,
   ) -> Result<bool> {
     let headers = headers.unwrap_or_default();
-    let head = Head {
-      status: status.min(u32::from(u16::MAX)) as u16,
-      reason: reason.as_deref(),
-      headers: &headers,
-    };
+    let head = head_of(status, reason.as_deref(), &headers);
     Ok(
       self
         .server
@@ -385,11 +389,7 @@ impl NativeServer {
     sse: bool,
   ) -> Result<bool> {
     let headers = headers.unwrap_or_default();
-    let head = Head {
-      status: status.min(u32::from(u16::MAX)) as u16,
-      reason: reason.as_deref(),
-      headers: &headers,
-    };
+    let head = head_of(status, reason.as_deref(), &headers);
     Ok(self.server.shared.start_stream(id_of(id), &head, sse)? == Outcome::Done)
   }
 
