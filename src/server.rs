@@ -342,6 +342,10 @@ pub(crate) fn serve_http(
       let service = service_fn(move |req| handle(req, svc_shared.clone(), svc_ctl.clone(), remote));
       let mut builder = hyper::server::conn::http1::Builder::new();
       builder
+        // A client must send a whole request head within 30 s (hyper's default, which needs a
+        // timer): idle or trickling connections do not stay open forever.
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
         .keep_alive(true)
         .half_close(false)
         .max_header_size(shared.cfg.max_header_size.max(1024))
