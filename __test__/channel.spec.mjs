@@ -464,3 +464,40 @@ test('replay from the oldest id still in history, or from an explicit id, sends 
     ],
   );
 });
+
+test('one channel can serve subscribers of two servers in the same process', T, async () => {
+  const ch = newChannel({ history: 5 });
+  const a = await channelServer(ch);
+  const b = await channelServer(ch);
+  const ca = await openSSE(a.port, '/ch');
+  const cb = await openSSE(b.port, '/ch');
+  await until(() => ch.size === 2, 2000, 'two subscribers on two servers');
+  ch.send('to-both');
+  await ca.waitEvents(1);
+  await cb.waitEvents(1);
+  ch.close();
+  await ca.waitTerminated();
+  await cb.waitTerminated();
+  await until(() => a.recs[0].closed() && b.recs[0].closed(), 2000, 'close on both');
+  assert.deepEqual(a.recs[0].names, ['prepare', 'finish', 'close']);
+  assert.deepEqual(b.recs[0].names, ['prepare', 'finish', 'close']);
+});
+
+test('channel.send overloads follow the argument count and empty data is still an event', T, async () => {
+  const ch = newChannel();
+  const { port } = await channelServer(ch);
+  const client = await openSSE(port, '/ch');
+  await until(() => ch.size === 1, 2000, 'one subscriber');
+  const ids = [ch.send(''), ch.send(null, 'e', 'd'), ch.send(undefined, null, 0), ch.send('ev', undefined)];
+  await client.waitEvents(4);
+  assert.deepEqual(ids, ['1', '2', '3', '4']);
+  assert.deepEqual(
+    client.events.map((e) => [e.id, e.event, e.data]),
+    [
+      ['1', 'message', ''],
+      ['2', 'e', 'd'],
+      ['3', 'message', '0'],
+      ['4', 'ev', ''],
+    ],
+  );
+});

@@ -1,6 +1,7 @@
 // Bad input gets a clear answer and the server stays up (issue 2, Must show 4).
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
+import { Readable } from 'node:stream';
 import {
   startServer,
   request,
@@ -10,8 +11,18 @@ import {
   sleep,
   until,
   recordEvents,
+  checkInvariants,
+  parseResponse,
   quietConsoleError,
 } from './helpers.mjs';
+
+const parseResponseSafe = (buf) => {
+  try {
+    return parseResponse(buf);
+  } catch {
+    return null;
+  }
+};
 
 afterEach(cleanup);
 
@@ -242,5 +253,61 @@ test('a client that leaves in the middle of its request body never reaches the h
   chunked.socket.resetAndDestroy();
   await sleep(100);
   assert.equal(calls, 0);
+  await assertUp(port);
+});
+
+test('an error handler that throws does not crash the server and the request is not left hanging', T, async () => {
+  quietConsoleError();
+  const { port } = await withPing((app) => {
+    app.set_error_handler(() => {
+      throw new Error('error-handler-boom');
+    });
+    app.get('/b', () => {
+      throw new Error('handler-boom');
+    });
+  });
+  const client = await connect(port);
+  client.write(buildRequest({ path: '/b' }));
+  await client.waitUntil((c) => c.closed || (parseResponseSafe(c.data) || {}).complete, 3000, 'a response or a close');
+  await assertUp(port);
+});
+
+test('a throw in the not-found handler goes to the error handler', T, async () => {
+  const seen = [];
+  const { port } = await withPing((app) => {
+    app.set_not_found_handler(() => {
+      throw new Error('nf-boom');
+    });
+    app.set_error_handler((req, res, err) => {
+      seen.push(err.message);
+      res.status(500).send('E:' + err.message);
+    });
+  });
+  const r = await request(port, { path: '/missing' });
+  assert.equal(r.text, 'E:nf-boom');
+  assert.deepEqual(seen, ['nf-boom']);
+});
+
+test('a readable that errors in the middle of res.stream() ends the response with exactly one close and the server stays up', T, async () => {
+  quietConsoleError();
+  let rec;
+  const { port } = await withPing((app) => {
+    app.set_error_handler((req, res) => res.close());
+    app.get('/s', async (req, res) => {
+      rec = recordEvents(req, res);
+      const src = new Readable({ read() {} });
+      src.push('first-chunk;');
+      setTimeout(() => src.destroy(new Error('source failed')), 30);
+      await res.stream(src).catch(() => {});
+    });
+  });
+  const client = await connect(port);
+  client.write(buildRequest({ path: '/s' }));
+  await until(() => rec && rec.closed(), 3000, 'close after the source failed');
+  await sleep(50);
+  assert.equal(rec.count('close'), 1);
+  assert.equal(rec.count('finish'), 0, 'a failed stream is not a successful completion');
+  checkInvariants(assert, rec);
+  await client.waitUntil((c) => c.closed || c.text.endsWith('0\r\n\r\n'), 3000, 'the client to see the end');
   await assertUp(port);
 });

@@ -406,3 +406,21 @@ app.listen(0, '127.0.0.1').then(() => log('PORT ' + app.port));
   }
   assert.equal(lost, 0, `${lost}/15 responses were lost when the process exited after close()`);
 });
+
+test('shutdown() twice and force_close() afterwards are harmless', T, async () => {
+  let rec;
+  const { app, port } = await startServer((a) =>
+    a.get('/sse', (req, res) => {
+      rec = recordEvents(req, res);
+      res.sse.open();
+    }),
+  );
+  const client = await openSSE(port, '/sse');
+  await client.waitBody((b) => b.length > 0);
+  await Promise.all([app.shutdown(1000), app.shutdown(1000)]);
+  app.force_close();
+  assert.equal(app.close(), false);
+  await client.waitTerminated();
+  await sleep(30);
+  assert.deepEqual(rec.names, ['prepare', 'finish', 'close']);
+});

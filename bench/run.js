@@ -6,7 +6,8 @@
 //                     [--retry-busy N] [--perf] [--no-json]
 //
 // Scenarios: hello sse-idle sse-close-fin sse-close-rst sse-throughput broadcast-loop fanout-1k
-// fanout-10k (aliases: sse-close = both closes, fanout = both fan-outs, all = everything).
+// fanout-10k (aliases: sse-close = both closes, fanout = both fan-outs, all = these eight);
+// idle-keepalive (diagnostic) only when named.
 // Every scenario runs every implementation, one fresh server child process per run, the servers
 // alternating within a round (the starting server rotates each round). Prints a table with the
 // median of the rounds, every round's figure, and ratios vs hyper-express and vs node:http.
@@ -50,7 +51,7 @@ for (let i = 0; i < argv.length; i++) {
     else if (a === '--perf') opts.perf = true;
     else if (a === '--retry-busy') opts.retryBusy = Number(val());
     else if (a === '--help' || a === '-h') {
-        console.log(fs.readFileSync(__filename, 'utf8').split('\n').slice(1, 14).join('\n').replace(/^\/\/ ?/gm, ''));
+        console.log(fs.readFileSync(__filename, 'utf8').split('\n').slice(1, 15).join('\n').replace(/^\/\/ ?/gm, ''));
         process.exit(0);
     } else if (a.startsWith('-')) die(`unknown option ${a}`);
     else picked.push(a);
@@ -102,9 +103,19 @@ const SCENARIOS = {
     'sse-idle': {
         title: `sse-idle: ${CFG.idleStreams} SSE streams held open, server RSS growth per stream (after gc + settle)`,
         variants: three,
-        run: runIdle,
-        metrics: [{ k: 'kib_per_stream', label: 'KiB/stream', better: 'lower', digits: 2, primary: true }],
+        run: (v) => runIdle(v, '/sse'),
+        metrics: [{ k: 'kib_per_stream', label: 'KiB/stream', better: 'lower', digits: 3, primary: true }],
         target: { k: 'kib_per_stream', desc: '<= 3.5 KiB/stream', check: (m) => m.kib_per_stream <= 3.5 },
+    },
+    'idle-keepalive': {
+        // Diagnostic, not in `all`: memory of an idle keep-alive connection after one `GET /`,
+        // to tell per-connection costs from per-SSE-stream costs in sse-idle.
+        title: `idle-keepalive (diagnostic): ${CFG.idleStreams} idle keep-alive connections after one GET / each, server RSS growth per connection`,
+        variants: three,
+        run: (v) => runIdle(v, '/'),
+        metrics: [{ k: 'kib_per_stream', label: 'KiB/connection', better: 'lower', digits: 2, primary: true }],
+        target: { k: 'kib_per_stream', desc: 'none (diagnostic)', check: () => undefined },
+        extra: true,
     },
     'sse-close-fin': {
         title: `sse-close-fin: ${CFG.closeStreams} streams, all clients close at once with FIN; time until the last 'close' listener ran`,
@@ -160,7 +171,7 @@ const SCENARIOS = {
 const ALIASES = {
     'sse-close': ['sse-close-fin', 'sse-close-rst'],
     fanout: ['fanout-1k', 'fanout-10k'],
-    all: Object.keys(SCENARIOS),
+    all: Object.keys(SCENARIOS).filter((k) => !SCENARIOS[k].extra),
 };
 
 function fanMetrics() {
@@ -489,6 +500,7 @@ async function openStreams(srv, n, p, extra = []) {
     }
     // The head can reach the client before the server's bookkeeping finished; give it a moment.
     let st;
+    if (p === '/') return { client, ready, st: await srv.request({ cmd: 'stats' }) }; // plain keep-alive
     for (let i = 0; i < 100; i++) {
         st = await srv.request({ cmd: 'stats' });
         if (st.pool >= n) break;
@@ -575,21 +587,22 @@ async function runHello(v) {
     });
 }
 
-async function runIdle(v) {
+async function runIdle(v, streamPath = '/sse') {
     const n = CFG.idleStreams;
     return withServer(v.impl, async (srv) => {
         await srv.request({ cmd: 'gc' });
         await sleep(1000);
         const before = readRssKiB(srv.pid);
         const m0 = await srv.request({ cmd: 'stats' });
-        const { client, ready } = await openStreams(srv, n, '/sse');
+        const { client, ready } = await openStreams(srv, n, streamPath);
         try {
             await sleep(1000);
             await srv.request({ cmd: 'gc' });
             await sleep(2000);
             const after = readRssKiB(srv.pid);
             const st = await srv.request({ cmd: 'stats' });
-            if (st.pool !== n || st.closes !== 0) throw new Error(`streams changed while idle: pool ${st.pool}, closes ${st.closes}`);
+            const pool = streamPath === '/' ? 0 : n;
+            if (st.pool !== pool || st.closes !== 0) throw new Error(`streams changed while idle: pool ${st.pool}, closes ${st.closes}`);
             const cst = await clientStats(client);
             if (cst.eof || cst.ready !== n) throw new Error(`client: ${cst.eof} streams ended by the server, ${cst.ready}/${n} open`);
             // Where it went: V8 heap (JS objects per stream) vs the rest (native: sockets' user-space

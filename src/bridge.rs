@@ -400,8 +400,10 @@ impl NativeServer {
       return -1;
     };
     match chunk {
-      Either::A(buf) => stream.write(&buf).to_js(),
-      Either::B(s) => stream.write(s.as_bytes()).to_js(),
+      Either::A(buf) => stream.write_js(|b| b.extend_from_slice(&buf)).to_js(),
+      Either::B(s) => stream
+        .write_js(|b| b.extend_from_slice(s.as_bytes()))
+        .to_js(),
     }
   }
 
@@ -442,7 +444,7 @@ impl NativeServer {
       return -1;
     };
     stream
-      .write_with(|buf| {
+      .write_js(|buf| {
         let _ = sse::encode_message_into(buf, sse_id.as_deref(), event.as_deref(), &data);
       })
       .to_js()
@@ -455,7 +457,7 @@ impl NativeServer {
       return -1;
     };
     stream
-      .write_with(|buf| sse::encode_comment_into(buf, text.as_deref()))
+      .write_js(|buf| sse::encode_comment_into(buf, text.as_deref()))
       .to_js()
   }
 
@@ -471,7 +473,7 @@ impl NativeServer {
       0
     };
     stream
-      .write_with(|buf| sse::encode_retry_into(buf, ms))
+      .write_js(|buf| sse::encode_retry_into(buf, ms))
       .to_js()
   }
 }

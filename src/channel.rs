@@ -68,6 +68,8 @@ enum Job {
   Deliver(Arc<Inner>, Arc<Event>),
   /// End these streams (after everything queued before).
   Finish(Vec<Arc<Stream>>),
+  /// A stream's own write from JS, kept in order with channel events.
+  Write(Arc<Stream>, Bytes),
 }
 
 struct Fanout {
@@ -103,6 +105,16 @@ fn push_jobs(jobs: impl IntoIterator<Item = Job>) {
   if first {
     f.ready.notify_one();
   }
+}
+
+/// Queues a stream's own write behind the channel events sent before it (see `Stream::write_js`).
+pub fn queue_write(stream: Arc<Stream>, bytes: Bytes) {
+  push_jobs([Job::Write(stream, bytes)]);
+}
+
+/// Ends a stream behind the channel events sent before (see `Stream::finish_js`).
+pub fn queue_finish(stream: Arc<Stream>) {
+  push_jobs([Job::Finish(vec![stream])]);
 }
 
 /// A broadcast channel.
@@ -188,6 +200,10 @@ impl Channel {
         Subscribed::Replayed(n)
       };
     }
+    // From now on the stream's own writes from JS keep their order with this channel's events.
+    stream
+      .fanned
+      .store(true, std::sync::atomic::Ordering::Release);
     let from_seq = st.next_seq;
     st.subs.push(Sub {
       stream,
@@ -331,6 +347,10 @@ fn run_jobs(jobs: Vec<Job>) {
         for s in streams {
           s.finish(None);
         }
+        i += 1;
+      }
+      Job::Write(stream, bytes) => {
+        stream.write(bytes);
         i += 1;
       }
     }

@@ -292,6 +292,9 @@ pub struct Stream {
   pub id: u64,
   /// An SSE stream (gets heartbeats).
   pub sse: bool,
+  /// Subscribed to a channel at some point: writes from JS then go through the fan-out queue,
+  /// so they keep their order with the channel's events.
+  pub fanned: std::sync::atomic::AtomicBool,
   pub conn: Arc<ConnCtl>,
   pub limits: StreamLimits,
   state: Mutex<StreamState>,
@@ -320,6 +323,7 @@ impl Stream {
     Arc::new(Stream {
       id,
       sse,
+      fanned: std::sync::atomic::AtomicBool::new(false),
       conn,
       limits,
       state: Mutex::new(StreamState {
@@ -368,6 +372,45 @@ impl Stream {
       run_or_defer(Deferred::Wake(w));
     }
     WriteResult::Queued(queued)
+  }
+
+  /// A write from JS: straight into the queue, or, once the stream is in a channel, through the
+  /// fan-out queue behind the channel events sent before it. The result then counts the bytes as
+  /// queued already (and asks for a drain at the high-water mark), so backpressure works alike.
+  pub fn write_js(self: &Arc<Self>, fill: impl FnOnce(&mut BytesMut)) -> WriteResult {
+    if !self.fanned.load(Ordering::Acquire) {
+      return self.write_with(fill);
+    }
+    let mut bytes = BytesMut::new();
+    fill(&mut bytes);
+    let queued = {
+      let mut st = lock(&self.state);
+      if st.gone || st.ended {
+        return WriteResult::Gone;
+      }
+      let queued = st.buf.len() + bytes.len();
+      if queued >= self.limits.high_water_mark {
+        st.want_drain = true;
+      }
+      queued
+    };
+    crate::channel::queue_write(self.clone(), bytes.freeze());
+    WriteResult::Queued(queued)
+  }
+
+  /// JS ends the stream: at once, or behind the channel events sent before (see `write_js`).
+  pub fn finish_js(self: &Arc<Self>, last: Option<&[u8]>) -> bool {
+    if !self.fanned.load(Ordering::Acquire) {
+      return self.finish(last);
+    }
+    if !self.is_open() {
+      return false;
+    }
+    if let Some(last) = last {
+      crate::channel::queue_write(self.clone(), Bytes::copy_from_slice(last));
+    }
+    crate::channel::queue_finish(self.clone());
+    true
   }
 
   /// Queues raw bytes.

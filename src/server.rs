@@ -738,7 +738,7 @@ impl Shared {
       })
       .flatten();
     match stream {
-      Some(s) if s.finish(last) => Outcome::Done,
+      Some(s) if s.finish_js(last) => Outcome::Done,
       _ => Outcome::Gone,
     }
   }
