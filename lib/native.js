@@ -18,7 +18,11 @@ function load() {
     binding = require(ADDON);
   } catch (err) {
     if (err && err.code === 'MODULE_NOT_FOUND' && String(err.message).includes('hyper-sse.node')) {
-      const e = new Error('hyper-sse: native addon not built; run npm install');
+      const e = new Error(
+        'hyper-sse: native addon not built; run npm install (it builds the addon with cargo). ' +
+          'As a dependency under npm 11+, whose install scripts are blocked by default, approve ' +
+          'it first: npm install-scripts approve hyper-sse && npm rebuild hyper-sse'
+      );
       e.code = 'ERR_HYPER_SSE_NOT_BUILT';
       e.cause = err;
       throw e;
