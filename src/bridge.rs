@@ -317,12 +317,6 @@ impl NativeServer {
     self.server.connections() as u32
   }
 
-  /// Requests JS has not released yet.
-  #[napi(getter, catch_unwind)]
-  pub fn inflight(&self) -> u32 {
-    self.server.shared.registry.len() as u32
-  }
-
   /// Flat `[name, value, ...]` request headers, names lowercase, in wire order.
   #[napi(catch_unwind)]
   pub fn req_headers(&self, id: f64) -> Vec<String> {

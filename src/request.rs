@@ -152,17 +152,19 @@ impl Registry {
     }
   }
 
-  /// Forgets one request at once (JS never saw it).
-  pub fn remove(&self, id: u64) -> Option<Entry> {
-    lock(&self.entries).remove(&id).map(|e| *e)
-  }
-
-  pub fn len(&self) -> usize {
-    lock(&self.entries).len()
-  }
-
-  pub fn is_empty(&self) -> bool {
-    self.len() == 0
+  /// The one place a response gets completed: JS finishing it, or the server ending it. Runs `f`
+  /// on the entry and marks it done — once, and only while the response is still open (not
+  /// completed by JS, not reported ended). `None` otherwise.
+  pub fn complete<R>(&self, id: u64, f: impl FnOnce(&mut Entry) -> R) -> Option<R> {
+    self
+      .with(id, |e| {
+        if e.js_done || e.reported {
+          return None;
+        }
+        e.js_done = true;
+        Some(f(e))
+      })
+      .flatten()
   }
 
   /// Reports that the response of `id` ended without JS finishing it — once, and never after JS
@@ -276,8 +278,13 @@ mod tests {
     reg.report_end(2, EndReason::Client);
     reg.report_end(3, EndReason::Client);
     assert_eq!(*lock(&log.0), vec![(1, 1)]);
-    reg.release(&[1, 2]);
-    assert!(reg.is_empty());
+    assert_eq!(reg.complete(2, |_| ()), None, "JS completed it already");
+    assert_eq!(reg.complete(1, |_| ()), None, "reported ended already");
+    reg.insert(4, entry());
+    assert_eq!(reg.complete(4, |_| 7), Some(7));
+    assert_eq!(reg.complete(4, |_| 7), None, "only once");
+    reg.release(&[1, 2, 4]);
+    assert!(reg.with(1, |_| ()).is_none());
   }
 
   #[test]

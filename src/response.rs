@@ -7,9 +7,10 @@
 //! (high-water mark → drain, queue cap → eviction). SSE streams are written by `sse_writer.rs`
 //! from the same [`Stream`] queue.
 //!
-//! The end of a streamed response is observed in exactly one place: [`StreamBody`]'s `Drop`. If the
-//! body is dropped before JS finished it, the client went away (or was evicted/timed out) and the
-//! [`Ender`] is told once, with the reason recorded on the connection.
+//! The end of a hyper-written streamed response is observed in exactly one place: [`StreamBody`]'s
+//! `Drop`. If the body is dropped before JS finished it, the client went away (or was
+//! evicted/timed out) and the [`Ender`] is told once, with the reason recorded on the connection.
+//! (SSE streams are ended in `sse_writer::serve`.)
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -37,6 +38,16 @@ pub enum EndReason {
 pub const EVENT_DRAIN: u8 = 4;
 
 impl EndReason {
+  /// The reason a socket error ends a connection: `ETIMEDOUT` (write deadline, TCP_USER_TIMEOUT,
+  /// keepalive) is a dead peer, anything else a client that left.
+  pub fn from_io(e: &std::io::Error) -> EndReason {
+    if e.kind() == std::io::ErrorKind::TimedOut {
+      EndReason::Timeout
+    } else {
+      EndReason::Client
+    }
+  }
+
   fn from_u8(v: u8) -> Option<EndReason> {
     match v {
       1 => Some(EndReason::Client),
@@ -102,11 +113,6 @@ pub fn flush_deferred() -> usize {
     d.run();
   }
   n
-}
-
-/// Items waiting for [`flush_deferred`] on this thread.
-pub fn deferred_len() -> usize {
-  PENDING.with(|p| p.borrow().len())
 }
 
 impl Deferred {
@@ -265,8 +271,6 @@ pub trait Ender: Send + Sync {
 pub struct StreamLimits {
   pub high_water_mark: usize,
   pub max_queued: usize,
-  /// Heartbeat interval of SSE streams; `None` = off.
-  pub heartbeat: Option<Duration>,
   /// Write deadline of a stalled socket; `None` = off.
   pub write_timeout: Option<Duration>,
 }
@@ -470,11 +474,6 @@ impl Stream {
     Poll::Pending
   }
 
-  /// When the last bytes went out.
-  pub fn last_write(&self) -> Instant {
-    lock(&self.state).last_write
-  }
-
   /// Queues a heartbeat if nothing was written or queued for `every`. Returns whether it did.
   pub fn heartbeat_if_idle(&self, every: Duration, now: Instant) -> bool {
     let mut st = lock(&self.state);
@@ -642,7 +641,6 @@ mod tests {
     StreamLimits {
       high_water_mark: 8,
       max_queued: 32,
-      heartbeat: None,
       write_timeout: None,
     }
   }

@@ -81,13 +81,11 @@ pub struct Shared {
 pub struct Server {
   pub shared: Arc<Shared>,
   runtime: tokio::runtime::Runtime,
-  /// Stops the accept loop.
-  stop_accept: Mutex<Option<oneshot::Sender<()>>>,
-  /// The listening socket, shut down by `close()` so connects are refused as soon as it returns.
-  listen_control: Mutex<Option<socket2::Socket>>,
+  /// While listening: a second handle on the listening socket, shut down by `close()` so
+  /// connects are refused as soon as it returns, and the sender that stops the accept loop.
+  listener: Mutex<Option<(socket2::Socket, oneshot::Sender<()>)>>,
   /// The dispatcher and heartbeat tasks were spawned (once per server).
   started: AtomicBool,
-  listening: AtomicBool,
 }
 
 impl Server {
@@ -114,10 +112,8 @@ impl Server {
         outbox_ready: tokio::sync::Notify::new(),
       }),
       runtime,
-      stop_accept: Mutex::new(None),
+      listener: Mutex::new(None),
       started: AtomicBool::new(false),
-      listen_control: Mutex::new(None),
-      listening: AtomicBool::new(false),
     })
   }
 
@@ -140,7 +136,7 @@ impl Server {
   /// # Errors
   /// [`Error::Listen`] when the address is invalid or cannot be bound.
   pub fn listen(&self, host: &str, port: u16) -> Result<u16, Error> {
-    if self.listening.load(Ordering::Acquire) {
+    if lock(&self.listener).is_some() {
       return Err(Error::Listen("already listening".into()));
     }
     let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -165,9 +161,7 @@ impl Server {
     let _guard = self.runtime.enter();
     let listener = TcpListener::from_std(std_listener).map_err(|e| Error::Listen(e.to_string()))?;
     let (tx, rx) = oneshot::channel();
-    *lock(&self.stop_accept) = Some(tx);
-    *lock(&self.listen_control) = Some(control);
-    self.listening.store(true, Ordering::Release);
+    *lock(&self.listener) = Some((control, tx));
     let shared = self.shared.clone();
     self.shared.graceful.store(false, Ordering::Release);
     if !self.started.swap(true, Ordering::AcqRel) {
@@ -183,31 +177,31 @@ impl Server {
 
   /// Stops accepting. Open connections stay. `false` if nothing was listening.
   pub fn close(&self) -> bool {
-    let was = self.listening.swap(false, Ordering::AcqRel);
-    if let Some(sock) = lock(&self.listen_control).take() {
-      // Linux: shutting down a listening socket stops it at once (connects are refused).
-      let _ = sock.shutdown(std::net::Shutdown::Both);
-    }
-    if let Some(tx) = lock(&self.stop_accept).take() {
-      let _ = tx.send(());
-    }
-    was
+    let Some((sock, stop)) = lock(&self.listener).take() else {
+      return false;
+    };
+    // Linux: shutting down a listening socket stops it at once (connects are refused).
+    let _ = sock.shutdown(std::net::Shutdown::Both);
+    let _ = stop.send(());
+    true
   }
 
   /// Asks every connection to close once its current response is done.
   pub fn close_idle(&self) {
     self.shared.graceful.store(true, Ordering::Release);
-    let conns: Vec<_> = lock(&self.shared.conns).values().cloned().collect();
-    for c in conns {
-      c.close_when_idle();
-    }
+    self.each_connection(|c| c.close_when_idle());
   }
 
   /// Drops every connection now.
   pub fn force_close(&self) {
+    self.each_connection(|c| c.kill(None));
+  }
+
+  /// Runs `f` on every open connection (outside the connections lock: `f` may wake tasks).
+  fn each_connection(&self, f: impl Fn(&ConnCtl)) {
     let conns: Vec<_> = lock(&self.shared.conns).values().cloned().collect();
     for c in conns {
-      c.kill(None);
+      f(&c);
     }
   }
 
@@ -501,7 +495,6 @@ async fn handle(
       reported: false,
     },
   );
-  let conn_for_takeover = conn.clone();
   let mut guard = PendingGuard {
     id,
     registry: shared.registry.clone(),
@@ -522,7 +515,7 @@ async fn handle(
     Ok(Reply::Http(res)) => Ok(res),
     Ok(Reply::Sse(takeover)) => {
       // The connection task drops hyper (and this future) and serves the stream on the socket.
-      conn_for_takeover.hand_over(takeover);
+      guard.conn.hand_over(takeover);
       std::future::pending().await
     }
     // JS could not be called (the server is going away), or released the request unanswered.
@@ -655,14 +648,7 @@ impl Shared {
       head,
       ResBody::Full(body.filter(|b| !b.is_empty())),
     )?);
-    let tx = self.registry.with(id, |e| {
-      if e.js_done || e.reported {
-        return None;
-      }
-      e.js_done = true;
-      e.responder.take()
-    });
-    match tx.flatten() {
+    match self.registry.complete(id, |e| e.responder.take()).flatten() {
       Some(tx) => {
         run_or_defer(Deferred::Respond(tx, res));
         Ok(Outcome::Done)
@@ -679,11 +665,10 @@ impl Shared {
     let limits = StreamLimits {
       high_water_mark: self.cfg.high_water_mark,
       max_queued: self.cfg.max_queued_bytes,
-      heartbeat: self.cfg.sse_heartbeat,
       write_timeout: self.cfg.write_timeout,
     };
-    // Validate the head before touching the entry, so a bad header sends nothing.
-    build_head(head, ResBody::empty())?;
+    // Built (and so validated) before touching the entry, so a bad header sends nothing.
+    let built = build_head(head, ResBody::empty())?;
     let started = self.registry.with(id, |e| {
       if e.js_done || e.reported || e.stream.is_some() {
         return None;
@@ -706,10 +691,7 @@ impl Shared {
       })
     } else {
       let registry: Arc<Registry> = self.registry.clone();
-      Reply::Http(build_head(
-        head,
-        ResBody::Stream(StreamBody::new(stream, registry)),
-      )?)
+      Reply::Http(built.map(|_| ResBody::Stream(StreamBody::new(stream, registry))))
     };
     // If the service is gone, the response (and its body) is dropped when sent and the body
     // reports the end: exactly-once is kept by the registry.
@@ -727,17 +709,7 @@ impl Shared {
 
   /// Ends a streamed response after its queued data.
   pub fn finish(&self, id: u64, last: Option<&[u8]>) -> Outcome {
-    let stream = self
-      .registry
-      .with(id, |e| {
-        if e.js_done || e.reported {
-          return None;
-        }
-        e.js_done = true;
-        e.stream.clone()
-      })
-      .flatten();
-    match stream {
+    match self.registry.complete(id, |e| e.stream.clone()).flatten() {
       Some(s) if s.finish_js(last) => Outcome::Done,
       _ => Outcome::Gone,
     }
@@ -745,16 +717,9 @@ impl Shared {
 
   /// Drops the request's connection now (no response, or a cut stream). No event is reported.
   pub fn close(&self, id: u64) -> Outcome {
-    let conn = self.registry.with(id, |e| {
-      if e.js_done || e.reported {
-        return None;
-      }
-      // The responder stays: the waiting service must not answer; the connection task drops
-      // the connection (and the service) when it sees the kill.
-      e.js_done = true;
-      Some(e.conn.clone())
-    });
-    match conn.flatten() {
+    // The responder stays: the waiting service must not answer; the connection task drops the
+    // connection (and the service) when it sees the kill.
+    match self.registry.complete(id, |e| e.conn.clone()) {
       Some(c) => {
         c.kill(None);
         Outcome::Done
@@ -767,16 +732,7 @@ impl Shared {
   /// can no longer write to it and no end is reported; the caller ends the body (after the events
   /// still on their way) with [`Stream::finish`]. `false` if it was already completed.
   pub fn complete_by_server(&self, stream: &Stream) -> bool {
-    self
-      .registry
-      .with(stream.id, |e| {
-        if e.js_done || e.reported {
-          return false;
-        }
-        e.js_done = true;
-        true
-      })
-      .unwrap_or(false)
+    self.registry.complete(stream.id, |_| ()).is_some()
   }
 }
 
@@ -801,11 +757,10 @@ impl TimedIo {
     }
   }
 
-  fn note<T>(&self, res: &io::Result<T>) {
-    if let Err(e) = res {
-      if e.kind() == io::ErrorKind::TimedOut {
-        self.ctl.set_reason(EndReason::Timeout);
-      }
+  /// Records a dead peer (`ETIMEDOUT`) as the connection's end reason.
+  fn note(&self, e: &io::Error) {
+    if EndReason::from_io(e) == EndReason::Timeout {
+      self.ctl.set_reason(EndReason::Timeout);
     }
   }
 
@@ -835,7 +790,7 @@ impl TimedIo {
       match self.inner.poll_write_ready(cx) {
         Poll::Ready(Ok(())) => {}
         Poll::Ready(Err(e)) => {
-          self.note::<()>(&Err(io::Error::new(e.kind(), e.to_string())));
+          self.note(&e);
           return Poll::Ready(Err(e));
         }
         Poll::Pending => {
@@ -848,7 +803,9 @@ impl TimedIo {
         r => {
           self.ctl.set_blocked(false);
           self.stall = None;
-          self.note(&r);
+          if let Err(e) = &r {
+            self.note(e);
+          }
           return Poll::Ready(r);
         }
       }
@@ -898,9 +855,7 @@ impl AsyncRead for TimedIo {
         Ok(_) => return Poll::Ready(Ok(())),
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
         Err(e) => {
-          if e.kind() == io::ErrorKind::TimedOut {
-            self.ctl.set_reason(EndReason::Timeout);
-          }
+          self.note(&e);
           return Poll::Ready(Err(e));
         }
       }

@@ -30,14 +30,6 @@ pub enum After {
   Close,
 }
 
-fn reason_of(e: &io::Error) -> EndReason {
-  if e.kind() == io::ErrorKind::TimedOut {
-    EndReason::Timeout
-  } else {
-    EndReason::Client
-  }
-}
-
 /// Writes all of `bufs`. Fails with the end reason when the socket errors, makes no progress for
 /// `timeout`, or the connection is killed.
 async fn write_all(
@@ -61,8 +53,8 @@ async fn write_all(
             Some(t) => tokio::time::timeout(t, sock.writable())
               .await
               .map_err(|_| EndReason::Timeout)?
-              .map_err(|e| reason_of(&e)),
-            None => sock.writable().await.map_err(|e| reason_of(&e)),
+              .map_err(|e| EndReason::from_io(&e)),
+            None => sock.writable().await.map_err(|e| EndReason::from_io(&e)),
           }
         };
         tokio::select! {
@@ -70,7 +62,7 @@ async fn write_all(
           _ = ctl.killed() => return Err(ctl.reason()),
         }
       }
-      Err(e) => return Err(reason_of(&e)),
+      Err(e) => return Err(EndReason::from_io(&e)),
     }
   }
   Ok(())
@@ -111,16 +103,17 @@ pub async fn serve_connection(
     // sooner.
     tokio::task::yield_now().await;
   }
-  // The peer address is read again rather than kept by every idle stream.
-  let remote = sock.peer_addr();
-  match remote {
-    Ok(remote) if after == After::KeepAlive && !shared.is_graceful() => {
+  // The peer address is read again (only when hyper takes the connection back) rather than kept
+  // by every idle stream.
+  if after == After::KeepAlive && !shared.is_graceful() {
+    if let Ok(remote) = sock.peer_addr() {
       tokio::spawn(crate::server::serve_http(
         sock, remote, shared, ctl, conn_id,
       ));
+      return;
     }
-    _ => shared.connection_closed(conn_id),
   }
+  shared.connection_closed(conn_id);
 }
 
 /// Serves the stream until it ends; reports an end JS did not ask for.
@@ -224,7 +217,7 @@ async fn run(
           // connection closes after the stream (a pipelined request cannot be served).
           Ok(_) => clean = false,
           Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-          Err(e) => return Err(reason_of(&e)),
+          Err(e) => return Err(EndReason::from_io(&e)),
         }
       }
     }
