@@ -41,6 +41,17 @@ async function waitCount(read, n, ms = 3000) {
   return sseData(read());
 }
 
+/** One channel `a`; `stream()` gives the subscribed `res.sse` once the request arrived. */
+function oneChannel(app) {
+  const a = new Channel();
+  let sse;
+  app.get('/s', (req, res) => {
+    sse = res.sse;
+    a.subscribe(res.sse);
+  });
+  return { a, stream: () => sse };
+}
+
 test('events of two channels reach a stream subscribed to both in send order', { timeout: 10000 }, async () => {
   await withStream(
     (app) => {
@@ -69,17 +80,10 @@ test('events of two channels reach a stream subscribed to both in send order', {
 });
 
 test('unsubscribe() between two sends: the first arrives, the second does not', { timeout: 10000 }, async () => {
-  let sse;
   await withStream(
-    (app) => {
-      const a = new Channel();
-      app.get('/s', (req, res) => {
-        sse = res.sse;
-        a.subscribe(res.sse);
-      });
-      return { a };
-    },
-    async ({ a }, read) => {
+    oneChannel,
+    async ({ a, stream }, read) => {
+      const sse = stream();
       a.send('before');
       a.unsubscribe(sse);
       a.send('after');
@@ -92,17 +96,10 @@ test('unsubscribe() between two sends: the first arrives, the second does not', 
 });
 
 test('sse.close() right after channel.send() ends the stream after that event', { timeout: 10000 }, async () => {
-  let sse;
   await withStream(
-    (app) => {
-      const a = new Channel();
-      app.get('/s', (req, res) => {
-        sse = res.sse;
-        a.subscribe(res.sse);
-      });
-      return { a };
-    },
-    async ({ a }, read) => {
+    oneChannel,
+    async ({ a, stream }, read) => {
+      const sse = stream();
       a.send('last words');
       sse.close();
       const t0 = Date.now();

@@ -92,6 +92,21 @@ const fanVariants = () => {
     return v;
 };
 
+/** The two close scenarios differ only in how the clients close. */
+function closeScenario(mode, how) {
+    return {
+        title: `sse-close-${mode}: ${CFG.closeStreams} streams, all clients close at once with ${how}; time until the last 'close' listener ran`,
+        variants: three,
+        run: (v, r) => runClose(v, r, mode),
+        metrics: [
+            { k: 'close_ms', label: 'ms to last close', better: 'lower', digits: 1, primary: true },
+            { k: 'lag_ms', label: 'ms after client loop', better: 'lower', digits: 1 },
+            { k: 'counts', label: 'abort/close', text: true },
+        ],
+        target: { k: 'close_ms', desc: "<= hyper-express's time, exact counts", check: (m, refs) => (refs['hyper-express'] ? m.close_ms <= refs['hyper-express'].close_ms : null) },
+    };
+}
+
 const SCENARIOS = {
     hello: {
         title: `hello: GET / -> 'Hello World', ${CFG.helloConns} keep-alive connections, ${CFG.helloSeconds} s (${opts.loadgen})`,
@@ -117,28 +132,8 @@ const SCENARIOS = {
         target: { k: 'kib_per_stream', desc: 'none (diagnostic)', check: () => undefined },
         extra: true,
     },
-    'sse-close-fin': {
-        title: `sse-close-fin: ${CFG.closeStreams} streams, all clients close at once with FIN; time until the last 'close' listener ran`,
-        variants: three,
-        run: (v, r) => runClose(v, r, 'fin'),
-        metrics: [
-            { k: 'close_ms', label: 'ms to last close', better: 'lower', digits: 1, primary: true },
-            { k: 'lag_ms', label: 'ms after client loop', better: 'lower', digits: 1 },
-            { k: 'counts', label: 'abort/close', text: true },
-        ],
-        target: { k: 'close_ms', desc: "<= hyper-express's time, exact counts", check: (m, refs) => (refs['hyper-express'] ? m.close_ms <= refs['hyper-express'].close_ms : null) },
-    },
-    'sse-close-rst': {
-        title: `sse-close-rst: ${CFG.closeStreams} streams, all clients close at once with RST (SO_LINGER 0); time until the last 'close' listener ran`,
-        variants: three,
-        run: (v, r) => runClose(v, r, 'rst'),
-        metrics: [
-            { k: 'close_ms', label: 'ms to last close', better: 'lower', digits: 1, primary: true },
-            { k: 'lag_ms', label: 'ms after client loop', better: 'lower', digits: 1 },
-            { k: 'counts', label: 'abort/close', text: true },
-        ],
-        target: { k: 'close_ms', desc: "<= hyper-express's time, exact counts", check: (m, refs) => (refs['hyper-express'] ? m.close_ms <= refs['hyper-express'].close_ms : null) },
-    },
+    'sse-close-fin': closeScenario('fin', 'FIN'),
+    'sse-close-rst': closeScenario('rst', 'RST (SO_LINGER 0)'),
     'sse-throughput': {
         title: `sse-throughput: one stream, ${CFG.tpEvents} events of ${CFG.tpSize} bytes from JS, honouring backpressure ('drain')`,
         variants: three,
