@@ -263,7 +263,7 @@ impl NativeServer {
   /// event-loop turn after writing, e.g. from `setImmediate`). Returns how many ran.
   #[napi(catch_unwind)]
   pub fn flush(&self) -> u32 {
-    crate::response::flush_deferred() as u32
+    crate::response::flush_deferred(&self.server.shared.pump) as u32
   }
 
   /// Replaces the route table.

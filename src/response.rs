@@ -59,9 +59,9 @@ impl EndReason {
 }
 
 /// Cross-thread work produced by a call from JS. Waking a tokio task from the JS thread costs a
-/// syscall when the worker sleeps; the JS thread therefore defers wake-ups and hands them over in
-/// one batch (`flush`, once per event-loop turn), so a burst of responses or SSE writes wakes the
-/// runtime once.
+/// syscall (the runtime's eventfd) per task; the JS thread therefore defers wake-ups and hands
+/// them to the server's [`Pump`] in one batch (`flush`, once per event-loop turn): a burst of
+/// responses or SSE writes wakes the runtime once, and the pump wakes the tasks from inside it.
 pub enum Deferred {
   Wake(Waker),
   Respond(tokio::sync::oneshot::Sender<Reply>, Reply),
@@ -105,14 +105,81 @@ pub fn run_or_defer(d: Deferred) {
   }
 }
 
-/// Runs everything this thread deferred; returns how many items ran.
-pub fn flush_deferred() -> usize {
+/// Hands everything this thread deferred to `pump`; returns how many items there were.
+pub fn flush_deferred(pump: &Pump) -> usize {
   let items = PENDING.with(|p| std::mem::take(&mut *p.borrow_mut()));
   let n = items.len();
-  for d in items {
-    d.run();
+  if n > 0 {
+    pump.hand_over(items);
   }
   n
+}
+
+/// A task on the server's runtime that runs the wake-ups JS deferred: one cross-thread wake-up
+/// (of the pump) per batch instead of one per woken task. Any task of any runtime may be woken
+/// from here; when the runtime is gone, handed-over work runs on the caller's thread.
+pub struct Pump {
+  inbox: Mutex<Inbox>,
+  waker: atomic_waker::AtomicWaker,
+}
+
+struct Inbox {
+  items: Vec<Deferred>,
+  /// The pump task is alive and will run what is put here.
+  open: bool,
+}
+
+impl Pump {
+  pub fn new() -> Arc<Pump> {
+    Arc::new(Pump {
+      inbox: Mutex::new(Inbox {
+        items: Vec::new(),
+        open: true,
+      }),
+      waker: atomic_waker::AtomicWaker::new(),
+    })
+  }
+
+  fn hand_over(&self, mut items: Vec<Deferred>) {
+    let mut inbox = lock(&self.inbox);
+    if !inbox.open {
+      drop(inbox);
+      items.into_iter().for_each(Deferred::run);
+      return;
+    }
+    // A non-empty inbox means the pump was woken and has not taken it yet.
+    let wake = inbox.items.is_empty();
+    inbox.items.append(&mut items);
+    drop(inbox);
+    if wake {
+      self.waker.wake();
+    }
+  }
+
+  /// The pump task: spawn it once on the runtime. When the runtime drops it, the inbox closes and
+  /// what it still holds runs at once, so no wake-up is ever lost.
+  pub async fn run(self: Arc<Self>) {
+    struct Close(Arc<Pump>);
+    impl Drop for Close {
+      fn drop(&mut self) {
+        let items = {
+          let mut inbox = lock(&self.0.inbox);
+          inbox.open = false;
+          std::mem::take(&mut inbox.items)
+        };
+        items.into_iter().for_each(Deferred::run);
+      }
+    }
+    let pump = Close(self);
+    std::future::poll_fn(|cx| {
+      // Registered before taking: items handed over after the take wake this task again.
+      pump.0.waker.register(cx.waker());
+      let items = std::mem::take(&mut lock(&pump.0.inbox).items);
+      items.into_iter().for_each(Deferred::run);
+      Poll::<()>::Pending
+    })
+    .await;
+  }
 }
 
 impl Deferred {
@@ -768,5 +835,63 @@ mod tests {
     let b = ResBody::Full(Some(Bytes::from_static(b"hello")));
     assert_eq!(b.size_hint().exact(), Some(5));
     assert_eq!(ResBody::empty().size_hint().exact(), Some(0));
+  }
+
+  /// Counts how often it is woken, and on which thread.
+  struct Counted {
+    wakes: AtomicUsize,
+    threads: Mutex<Vec<std::thread::ThreadId>>,
+  }
+  impl std::task::Wake for Counted {
+    fn wake(self: Arc<Self>) {
+      self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+      self.wakes.fetch_add(1, Ordering::SeqCst);
+      lock(&self.threads).push(std::thread::current().id());
+    }
+  }
+
+  fn counted() -> Arc<Counted> {
+    Arc::new(Counted {
+      wakes: AtomicUsize::new(0),
+      threads: Mutex::new(Vec::new()),
+    })
+  }
+
+  #[test]
+  fn the_pump_runs_handed_over_wakeups_on_its_runtime_and_never_loses_one() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+      .build()
+      .expect("runtime");
+    let pump = Pump::new();
+    let task = rt.spawn(pump.clone().run());
+    let target = counted();
+    defer_on_this_thread();
+    run_or_defer(Deferred::Wake(Waker::from(target.clone())));
+    run_or_defer(Deferred::Wake(Waker::from(target.clone())));
+    assert_eq!(target.wakes.load(Ordering::SeqCst), 0, "deferred, not run");
+    assert_eq!(flush_deferred(&pump), 2);
+    assert_eq!(flush_deferred(&pump), 0, "nothing left behind");
+    // Handed over but not yet run: the runtime has not been driven.
+    assert_eq!(target.wakes.load(Ordering::SeqCst), 0);
+    let runtime_thread = rt.block_on(async {
+      tokio::task::yield_now().await;
+      std::thread::current().id()
+    });
+    assert_eq!(target.wakes.load(Ordering::SeqCst), 2);
+    assert!(lock(&target.threads).iter().all(|t| *t == runtime_thread));
+
+    // Handed over, then the runtime goes away before running the pump: run when it is dropped.
+    run_or_defer(Deferred::Wake(Waker::from(target.clone())));
+    flush_deferred(&pump);
+    drop(task);
+    drop(rt);
+    assert_eq!(target.wakes.load(Ordering::SeqCst), 3);
+    // The pump is gone: what is handed over runs at once.
+    run_or_defer(Deferred::Wake(Waker::from(target.clone())));
+    flush_deferred(&pump);
+    assert_eq!(target.wakes.load(Ordering::SeqCst), 4);
+    DEFERS.with(|d| d.set(false));
   }
 }

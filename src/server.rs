@@ -29,10 +29,78 @@ use tokio::time::Sleep;
 use crate::error::Error;
 use crate::request::{next_id, Dispatch, Entry, JsEvents, PendingGuard, Registry};
 use crate::response::{
-  lock, run_or_defer, ConnCtl, Deferred, EndReason, Reply, ResBody, Signal, Stream, StreamBody,
-  StreamLimits, Takeover,
+  lock, run_or_defer, ConnCtl, Deferred, EndReason, Pump, Reply, ResBody, Signal, Stream,
+  StreamBody, StreamLimits, Takeover,
 };
 use crate::routing::{RouteSpec, RouteTable};
+
+/// The server's tokio runtime. One worker (the default) is a current-thread runtime driven by its
+/// own thread: the same single thread as a one-worker multi-thread runtime, without the
+/// work-stealing bookkeeping on every task wake-up. More workers are a multi-thread runtime.
+enum Runtime {
+  Multi(tokio::runtime::Runtime),
+  Single {
+    handle: tokio::runtime::Handle,
+    /// Dropping it ends the thread's `block_on`, which drops every task, then the runtime.
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+  },
+}
+
+impl Runtime {
+  fn start(workers: usize) -> Result<Runtime, Error> {
+    let err = |e: io::Error| Error::Runtime(e.to_string());
+    if workers > 1 {
+      let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_name("hyper-sse")
+        .enable_all()
+        .build()
+        .map_err(err)?;
+      return Ok(Runtime::Multi(rt));
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+      .enable_all()
+      .build()
+      .map_err(err)?;
+    let handle = rt.handle().clone();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+      .name("hyper-sse".into())
+      .spawn(move || {
+        rt.block_on(async {
+          let _ = stopped.await;
+        });
+      })
+      .map_err(err)?;
+    Ok(Runtime::Single {
+      handle,
+      stop: Some(stop),
+      thread: Some(thread),
+    })
+  }
+
+  fn handle(&self) -> &tokio::runtime::Handle {
+    match self {
+      Runtime::Multi(rt) => rt.handle(),
+      Runtime::Single { handle, .. } => handle,
+    }
+  }
+}
+
+impl Drop for Runtime {
+  fn drop(&mut self) {
+    if let Runtime::Single { stop, thread, .. } = self {
+      drop(stop.take());
+      // Never join from the runtime's own thread (a task dropping the last server handle).
+      if let Some(t) = thread.take() {
+        if t.thread().id() != std::thread::current().id() {
+          let _ = t.join();
+        }
+      }
+    }
+  }
+}
 
 /// Server settings (see `docs/NATIVE.md` for the JS names and defaults).
 #[derive(Debug, Clone)]
@@ -75,12 +143,14 @@ pub struct Shared {
   /// Requests waiting to be handed to JS, in one burst per scheduler round.
   outbox: Mutex<Vec<Dispatch>>,
   outbox_ready: tokio::sync::Notify,
+  /// Runs the wake-ups JS deferred, on the runtime (see [`Pump`]).
+  pub pump: Arc<Pump>,
 }
 
 /// A running server: its runtime and its listener.
 pub struct Server {
   pub shared: Arc<Shared>,
-  runtime: tokio::runtime::Runtime,
+  runtime: Runtime,
   /// While listening: a second handle on the listening socket, shut down by `close()` so
   /// connects are refused as soon as it returns, and the sender that stops the accept loop.
   listener: Mutex<Option<(socket2::Socket, oneshot::Sender<()>)>>,
@@ -94,12 +164,9 @@ impl Server {
   /// # Errors
   /// When the runtime's threads cannot be started.
   pub fn new(cfg: Config, events: Arc<dyn JsEvents>) -> Result<Server, Error> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-      .worker_threads(cfg.worker_threads.clamp(1, 64))
-      .thread_name("hyper-sse")
-      .enable_all()
-      .build()
-      .map_err(|e| Error::Runtime(e.to_string()))?;
+    let runtime = Runtime::start(cfg.worker_threads.clamp(1, 64))?;
+    let pump = Pump::new();
+    runtime.handle().spawn(pump.clone().run());
     Ok(Server {
       shared: Arc::new(Shared {
         cfg,
@@ -110,6 +177,7 @@ impl Server {
         graceful: AtomicBool::new(false),
         outbox: Mutex::new(Vec::new()),
         outbox_ready: tokio::sync::Notify::new(),
+        pump,
       }),
       runtime,
       listener: Mutex::new(None),
@@ -158,7 +226,7 @@ impl Server {
       .local_addr()
       .map_err(|e| Error::Listen(e.to_string()))?
       .port();
-    let _guard = self.runtime.enter();
+    let _guard = self.runtime.handle().enter();
     let listener = TcpListener::from_std(std_listener).map_err(|e| Error::Listen(e.to_string()))?;
     let (tx, rx) = oneshot::channel();
     *lock(&self.listener) = Some((control, tx));
@@ -166,12 +234,18 @@ impl Server {
     self.shared.graceful.store(false, Ordering::Release);
     if !self.started.swap(true, Ordering::AcqRel) {
       // Live as long as the runtime: open streams keep their heartbeats after `close()`.
-      self.runtime.spawn(dispatcher(shared.clone()));
+      self.runtime.handle().spawn(dispatcher(shared.clone()));
       if let Some(every) = self.shared.cfg.sse_heartbeat {
-        self.runtime.spawn(heartbeats(shared.clone(), every));
+        self
+          .runtime
+          .handle()
+          .spawn(heartbeats(shared.clone(), every));
       }
     }
-    self.runtime.spawn(accept_loop(listener, shared, rx));
+    self
+      .runtime
+      .handle()
+      .spawn(accept_loop(listener, shared, rx));
     Ok(bound)
   }
 
