@@ -289,7 +289,7 @@ class Response {
     this._cleanup();
   }
 
-  /** @private native lifecycle event (docs/NATIVE.md onEvent codes) */
+  /** @private native lifecycle event (docs/NATIVE.md onEvents codes) */
   _onNative(code) {
     if (this.completed) return;
     switch (code) {

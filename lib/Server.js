@@ -9,7 +9,7 @@ const Router = require('./Router');
 const Request = require('./Request');
 const Response = require('./Response');
 const native = require('./native');
-const { OPEN, LIVE, onEvent, setFlusher } = require('./state');
+const { OPEN, LIVE, onEvents, setFlusher } = require('./state');
 
 const SIGNALS = ['SIGINT', 'SIGUSR1', 'SIGUSR2', 'SIGTERM'];
 const METHOD_NAMES = ['any', 'get', 'post', 'del', 'head', 'options', 'patch', 'put', 'trace', 'connect', 'upgrade', 'ws'];
@@ -429,7 +429,7 @@ class Server extends Router {
         this._native = new NativeServer(
           this._native_options(),
           (id, routeId, method, url, params) => this._on_request(id, routeId, method, url, params),
-          onEvent
+          onEvents
         );
         this._release = { native: this._native, ids: [], queued: false };
         setFlusher(this._native);

@@ -72,13 +72,22 @@ function queueRelease(entry, id) {
 }
 
 /**
- * Routes a native lifecycle event to the open Response with that id (unknown ids are ignored).
- * @param {number} id
- * @param {number} code 1 client gone, 2 write timeout, 3 slow client evicted, 4 drain
+ * Routes a burst of native lifecycle events to the open Responses with those ids (unknown ids are
+ * ignored). One call per burst: `pairs` is `[id, code, id, code, ...]`.
+ * Codes: 1 client gone, 2 write timeout, 3 slow client evicted, 4 drain.
+ * @param {Float64Array} pairs
  */
-function onEvent(id, code) {
-  const res = OPEN.get(id);
-  if (res !== undefined) res._onNative(code);
+function onEvents(pairs) {
+  for (let i = 0; i + 1 < pairs.length; i += 2) {
+    const res = OPEN.get(pairs[i]);
+    if (res === undefined) continue;
+    try {
+      res._onNative(pairs[i + 1]);
+    } catch (err) {
+      // Listener errors are handled inside; this only keeps the rest of the burst flowing.
+      console.error(err);
+    }
+  }
 }
 
-module.exports = { OPEN, LIVE, queueRelease, onEvent, touch, setFlusher };
+module.exports = { OPEN, LIVE, queueRelease, onEvents, touch, setFlusher };

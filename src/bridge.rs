@@ -7,7 +7,7 @@
 //! the JS layer is `docs/NATIVE.md`.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use napi::bindgen_prelude::*;
@@ -35,21 +35,41 @@ impl From<CrateError> for napi::Error {
 type DispatchTuple = (f64, i32, String, String, Option<Vec<String>>);
 type DispatchArgs = FnArgs<DispatchTuple>;
 type DispatchFn = ThreadsafeFunction<Vec<Dispatch>, (), DispatchArgs, Status, false, true>;
-type EventArgs = FnArgs<(f64, u32)>;
+type EventArgs = FnArgs<(Float64Array,)>;
 type EventFn = ThreadsafeFunction<(), (), EventArgs, Status, false, true>;
 
-/// Events waiting for JS. A burst (10,000 clients leaving at once) becomes one threadsafe call.
+/// Events waiting for JS. A burst (10,000 clients leaving at once) becomes few threadsafe calls.
 #[derive(Default)]
 struct EventQueue {
   items: Vec<(u64, u8)>,
   /// A threadsafe call is on its way and will take `items`.
-  scheduled: bool,
+  in_flight: bool,
+  /// A delayed call is armed (see [`COALESCE`]).
+  armed: bool,
+  last_call: Option<Instant>,
 }
+
+/// Ends reported within this long of the previous call to JS wait for the next call, at most this
+/// long: while clients leave one after another, JS is woken about once per millisecond with all of
+/// them instead of once per client (each wake-up costs both threads a context switch). A lone end
+/// and every `drain` are reported at once.
+const COALESCE: Duration = Duration::from_millis(1);
+
+const DRAIN: u8 = 4;
 
 struct Callbacks {
   on_request: DispatchFn,
-  on_event: EventFn,
+  on_event: Arc<EventFn>,
   events: Arc<Mutex<EventQueue>>,
+}
+
+/// Makes the threadsafe call that hands `queue` to JS (the queue is locked by the caller).
+fn call_js(on_event: &EventFn, q: &mut EventQueue) {
+  q.in_flight = true;
+  q.last_call = Some(Instant::now());
+  if on_event.call((), ThreadsafeFunctionCallMode::NonBlocking) != Status::Ok {
+    q.in_flight = false;
+  }
 }
 
 impl JsEvents for Callbacks {
@@ -63,18 +83,29 @@ impl JsEvents for Callbacks {
   fn event(&self, id: u64, code: u8) {
     let mut q = lock(&self.events);
     q.items.push((id, code));
-    if q.scheduled {
+    if q.in_flight {
       return;
     }
-    q.scheduled = true;
-    drop(q);
-    if self
-      .on_event
-      .call((), ThreadsafeFunctionCallMode::NonBlocking)
-      != Status::Ok
-    {
-      lock(&self.events).scheduled = false;
+    let recent = q.last_call.is_some_and(|t| t.elapsed() < COALESCE);
+    if code != DRAIN && recent {
+      if q.armed {
+        return;
+      }
+      if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        q.armed = true;
+        let (on_event, queue) = (self.on_event.clone(), self.events.clone());
+        rt.spawn(async move {
+          tokio::time::sleep(COALESCE).await;
+          let mut q = lock(&queue);
+          q.armed = false;
+          if !q.in_flight && !q.items.is_empty() {
+            call_js(&on_event, &mut q);
+          }
+        });
+        return;
+      }
     }
+    call_js(&self.on_event, &mut q);
   }
 }
 
@@ -177,7 +208,7 @@ pub struct NativeServer {
 
 #[napi]
 impl NativeServer {
-  /// Creates the runtime. `onRequest(id, routeId, method, url, params)` and `onEvent(id, code)`
+  /// Creates the runtime. `onRequest(id, routeId, method, url, params)` and `onEvents(pairs)`
   /// are called on the JS thread.
   #[napi(constructor, catch_unwind)]
   pub fn new(
@@ -220,38 +251,29 @@ impl NativeServer {
       })?;
     let events = Arc::new(Mutex::new(EventQueue::default()));
     let queue = events.clone();
-    let event_fn = on_event.create_ref()?;
     let on_event: EventFn = on_event
       .build_threadsafe_function::<()>()
       .weak::<true>()
       .callee_handled::<false>()
-      .build_callback(move |ctx| {
-        let mut items = {
+      .build_callback(move |_ctx| {
+        let items = {
           let mut q = lock(&queue);
-          q.scheduled = false;
+          q.in_flight = false;
           std::mem::take(&mut q.items)
         };
-        // Never empty (one call is in flight at a time and it takes what was queued); should it
-        // be, id 0 is no request and JS ignores it.
-        let (id, code) = items.pop().unwrap_or((0, 0));
-        if !items.is_empty() {
-          let f = event_fn.borrow_back(&ctx.env)?;
-          for (id, code) in items {
-            if f.call((id as f64, u32::from(code)).into()).is_err() {
-              let mut exc = std::ptr::null_mut();
-              // SAFETY: called on the JS thread with the env of this callback.
-              unsafe { napi::sys::napi_get_and_clear_last_exception(ctx.env.raw(), &mut exc) };
-              eprintln!("hyper-sse: an event callback threw");
-            }
-          }
+        // The whole burst in one call: `[id, code, id, code, ...]`.
+        let mut flat = Vec::with_capacity(items.len() * 2);
+        for (id, code) in items {
+          flat.push(id as f64);
+          flat.push(f64::from(code));
         }
-        Ok((id as f64, u32::from(code)).into())
+        Ok((Float64Array::new(flat),).into())
       })?;
     let server = Server::new(
       to_config(options),
       Arc::new(Callbacks {
         on_request,
-        on_event,
+        on_event: Arc::new(on_event),
         events,
       }),
     )?;

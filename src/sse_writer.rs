@@ -97,12 +97,6 @@ pub async fn serve_connection(
   t: Takeover,
 ) {
   let after = serve(&sock, &ctl, t, &shared.registry).await;
-  if after == After::Close {
-    // The end is reported; closing the socket (kernel work) can wait until the other streams
-    // ready now have reported theirs: when many clients leave at once, JS hears of all of them
-    // sooner.
-    tokio::task::yield_now().await;
-  }
   // The peer address is read again (only when hyper takes the connection back) rather than kept
   // by every idle stream.
   if after == After::KeepAlive && !shared.is_graceful() {
@@ -114,6 +108,12 @@ pub async fn serve_connection(
     }
   }
   shared.connection_closed(conn_id);
+  // The end is reported; the socket's teardown (kernel work, and for a FIN the closing handshake)
+  // happens on the closer thread, so when many clients leave at once this thread goes on
+  // reporting the others.
+  if let Ok(sock) = Arc::try_unwrap(sock) {
+    crate::server::close_later(sock);
+  }
 }
 
 /// Serves the stream until it ends; reports an end JS did not ask for.
