@@ -424,3 +424,62 @@ test('shutdown() twice and force_close() afterwards are harmless', T, async () =
   await sleep(30);
   assert.deepEqual(rec.names, ['prepare', 'finish', 'close']);
 });
+
+test('header_timeout closes idle keep-alive and trickling connections; a slow handler and an SSE stream are not cut; 0 turns it off', { timeout: 20000 }, async () => {
+  const { port } = await startServer(
+    (app) => {
+      app.get('/', (req, res) => res.send('ok'));
+      app.get('/slow', async (req, res) => {
+        await sleep(3000);
+        res.send('late');
+      });
+      app.get('/sse', (req, res) => res.sse.open());
+    },
+    { header_timeout: 1500 },
+  );
+  const { port: offPort } = await startServer((app) => app.get('/', (req, res) => res.send('ok')), { header_timeout: 0 });
+
+  // An idle keep-alive connection after one response.
+  const idle = await connect(port);
+  const t0 = Date.now();
+  idle.write(buildRequest({ path: '/' }));
+  assert.equal((await idle.response()).status, 200);
+  // A client that never finishes its head: one header byte every 300 ms.
+  const trickle = await connect(port);
+  trickle.write('GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ');
+  const dribble = setInterval(() => {
+    if (!trickle.closed) trickle.write('a');
+  }, 300);
+  onCleanup(() => clearInterval(dribble));
+  // Neither a request waiting 3 s for its handler nor an open SSE stream is cut.
+  const slow = await connect(port);
+  slow.write(buildRequest({ path: '/slow' }));
+  const sse = await openSSE(port, '/sse');
+  // The same idle connection on a server with the timeout off.
+  const keep = await connect(offPort);
+  keep.write(buildRequest({ path: '/' }));
+  assert.equal((await keep.response()).status, 200);
+
+  await idle.waitClosed(4500);
+  const idleMs = Date.now() - t0;
+  assert.ok(idleMs >= 400 && idleMs <= 4500, `idle connection closed after ${idleMs} ms (timeout 1500 ± 1000)`);
+  await trickle.waitClosed(4500);
+  clearInterval(dribble);
+  assert.ok(!trickle.text.startsWith('HTTP/1.1 200'), 'the trickled head was never answered');
+
+  const late = await slow.response(5000);
+  assert.equal(late.status, 200);
+  assert.equal(late.body.toString(), 'late');
+  assert.equal(sse.closed, false, 'the SSE stream is still open');
+  assert.equal(keep.closed, false, 'header_timeout 0: the idle connection stays open');
+  keep.write(buildRequest({ path: '/' }));
+  await keep.waitUntil((c) => c.text.split('HTTP/1.1 200').length === 3, 2000, 'a second response on the kept connection');
+});
+
+test('listen() rejects a header_timeout that is not a number >= 0, naming the option', T, async () => {
+  const { Server } = lib();
+  for (const bad of [-1, 'soon', NaN]) {
+    const app = new Server({ header_timeout: bad, auto_close: false });
+    await assert.rejects(app.listen(0, '127.0.0.1'), (reason) => String(reason).includes('header_timeout'));
+  }
+});

@@ -33,6 +33,7 @@ function defaults() {
     sse_heartbeat: 15000,
     max_queued_bytes: 1024 * 1024,
     write_timeout: 30000,
+    header_timeout: 30000,
   };
 }
 
@@ -194,6 +195,8 @@ class Server extends Router {
    *   taken by the socket above which the client is evicted (`abort`, `close`, reason `'slow_client'`)
    * @param {number} [options.write_timeout=30000] extension: ms a socket write may make no progress
    *   before the connection is ended (`abort`, `close`, reason `'timeout'`)
+   * @param {number} [options.header_timeout=30000] extension: ms (about, ±1 s) a client has to send a
+   *   whole request head, and the longest an idle keep-alive connection stays open; 0 = off
    */
   constructor(options = {}) {
     if (options === null || typeof options !== 'object') {
@@ -346,6 +349,7 @@ class Server extends Router {
       maxQueuedBytes: numberOption(o, 'max_queued_bytes', 1),
       highWaterMark: this._hwm,
       writeTimeoutMs: numberOption(o, 'write_timeout', 0),
+      headerTimeoutMs: numberOption(o, 'header_timeout', 0),
     };
   }
 

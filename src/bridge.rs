@@ -128,6 +128,8 @@ pub struct NativeOptions {
   pub high_water_mark: Option<f64>,
   /// Write deadline in ms for a stalled socket; 0 = off (default 30000).
   pub write_timeout_ms: Option<f64>,
+  /// Time a client has to send a whole request head, in ms; 0 = off (default 30000).
+  pub header_timeout_ms: Option<f64>,
 }
 
 fn ms(v: f64) -> Option<Duration> {
@@ -160,6 +162,9 @@ fn to_config(o: Option<NativeOptions>) -> Config {
   }
   if let Some(v) = o.write_timeout_ms {
     c.write_timeout = ms(v);
+  }
+  if let Some(v) = o.header_timeout_ms {
+    c.header_timeout = ms(v);
   }
   c
 }

@@ -11,6 +11,7 @@
 //! - `sse`      the pure SSE encoder
 //! - `sse_writer` serves an SSE stream on the raw socket (hyper's buffers released)
 //! - `channel`  fan-out channels with history and replay
+//! - `timer`    the coarse clock behind hyper's header-read timeout
 //! - `error`    the crate's error type
 //! - `bridge`   the napi classes and threadsafe functions (the only module that uses napi)
 
@@ -24,6 +25,7 @@ pub mod routing;
 pub mod server;
 pub mod sse;
 pub mod sse_writer;
+pub mod timer;
 
 /// mimalloc keeps allocations of different sizes on separate pages and returns freed pages to the
 /// OS, so the buffers a connection frees when its SSE stream leaves hyper do not stay resident

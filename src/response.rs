@@ -217,6 +217,8 @@ pub struct ConnCtl {
   blocked: std::sync::atomic::AtomicBool,
   /// Why the connection is being dropped (an [`EndReason`] as u8; 0 = unknown → client).
   reason: AtomicU8,
+  /// hyper's pending header-read timer (see `crate::timer`).
+  pub head: crate::timer::HeadSlot,
 }
 
 impl ConnCtl {
@@ -229,6 +231,7 @@ impl ConnCtl {
       has_takeover: std::sync::atomic::AtomicBool::new(false),
       graceful: std::sync::atomic::AtomicBool::new(false),
       reason: AtomicU8::new(0),
+      head: crate::timer::HeadSlot::default(),
     })
   }
 

@@ -33,6 +33,7 @@ use crate::response::{
   StreamBody, StreamLimits, Takeover,
 };
 use crate::routing::{RouteSpec, RouteTable};
+use crate::timer::{Clock, HeadTimer};
 
 /// The server's tokio runtime. One worker (the default) is a current-thread runtime driven by its
 /// own thread: the same single thread as a one-worker multi-thread runtime, without the
@@ -113,6 +114,8 @@ pub struct Config {
   pub max_queued_bytes: usize,
   pub high_water_mark: usize,
   pub write_timeout: Option<Duration>,
+  /// A client must send a whole request head within this long (±1 s, see [`crate::timer`]).
+  pub header_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -126,6 +129,7 @@ impl Default for Config {
       max_queued_bytes: 1024 * 1024,
       high_water_mark: 16 * 1024,
       write_timeout: Some(Duration::from_secs(30)),
+      header_timeout: Some(Duration::from_secs(30)),
     }
   }
 }
@@ -145,6 +149,8 @@ pub struct Shared {
   outbox_ready: tokio::sync::Notify,
   /// Runs the wake-ups JS deferred, on the runtime (see [`Pump`]).
   pub pump: Arc<Pump>,
+  /// The clock of the header-read timeouts (see [`crate::timer`]).
+  clock: Arc<Clock>,
 }
 
 /// A running server: its runtime and its listener.
@@ -178,6 +184,7 @@ impl Server {
         outbox: Mutex::new(Vec::new()),
         outbox_ready: tokio::sync::Notify::new(),
         pump,
+        clock: Clock::new(),
       }),
       runtime,
       listener: Mutex::new(None),
@@ -235,6 +242,7 @@ impl Server {
     if !self.started.swap(true, Ordering::AcqRel) {
       // Live as long as the runtime: open streams keep their heartbeats after `close()`.
       self.runtime.handle().spawn(dispatcher(shared.clone()));
+      self.runtime.handle().spawn(housekeeping(shared.clone()));
       if let Some(every) = self.shared.cfg.sse_heartbeat {
         self
           .runtime
@@ -328,6 +336,21 @@ async fn heartbeats(shared: Arc<Shared>, every: Duration) {
       if stream.sse {
         stream.heartbeat_if_idle(every, now);
       }
+    }
+  }
+}
+
+/// Advances the header-read clock about once a second and wakes the connections whose
+/// header-read timeout has passed (see [`crate::timer`]).
+async fn housekeeping(shared: Arc<Shared>) {
+  let mut interval = tokio::time::interval(Duration::from_secs(1));
+  interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+  loop {
+    interval.tick().await;
+    shared.clock.tick();
+    let now = shared.clock.now_ms();
+    for conn in lock(&shared.conns).values() {
+      conn.head.wake_if_due(now);
     }
   }
 }
@@ -446,10 +469,11 @@ pub(crate) fn serve_http(
       let service = service_fn(move |req| handle(req, svc_shared.clone(), svc_ctl.clone(), remote));
       let mut builder = hyper::server::conn::http1::Builder::new();
       builder
-        // A client must send a whole request head within 30 s (hyper's default, which needs a
-        // timer): idle or trickling connections do not stay open forever.
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
+        // A client must send a whole request head within `header_timeout` (30 s by default):
+        // idle or trickling connections do not stay open forever. The timer is the server's
+        // coarse one (`crate::timer`).
+        .timer(HeadTimer::new(shared.clock.clone(), ctl.clone()))
+        .header_read_timeout(shared.cfg.header_timeout)
         .keep_alive(true)
         .half_close(false)
         .max_header_size(shared.cfg.max_header_size.max(1024))
