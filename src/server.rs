@@ -340,8 +340,11 @@ async fn heartbeats(shared: Arc<Shared>, every: Duration) {
   }
 }
 
-/// Advances the header-read clock about once a second and wakes the connections whose
-/// header-read timeout has passed (see [`crate::timer`]).
+/// Once a second: advances the header-read clock, wakes the connections whose header-read
+/// timeout has passed (see [`crate::timer`]), and lets the allocator take back the memory this
+/// thread's heap holds for blocks freed by other threads (the JS thread frees what requests
+/// allocated here). Without it, after 10,000 streams opened, each idle stream measured about
+/// 0.5 KiB more resident memory; the call takes microseconds (under 1 ms after such a burst).
 async fn housekeeping(shared: Arc<Shared>) {
   let mut interval = tokio::time::interval(Duration::from_secs(1));
   interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -352,6 +355,8 @@ async fn housekeeping(shared: Arc<Shared>) {
     for conn in lock(&shared.conns).values() {
       conn.head.wake_if_due(now);
     }
+    // SAFETY: mi_collect has no preconditions; it only works on this thread's heap.
+    unsafe { libmimalloc_sys::mi_collect(false) };
   }
 }
 
