@@ -127,7 +127,9 @@ const SCENARIOS = {
         // to tell per-connection costs from per-SSE-stream costs in sse-idle.
         title: `idle-keepalive (diagnostic): ${CFG.idleStreams} idle keep-alive connections after one GET / each, server RSS growth per connection`,
         variants: three,
-        run: (v) => runIdle(v, '/'),
+        // Settles 5 s: hyper-sse parks keep-alive connections idle for a second (checked once a
+        // second), so it reaches its idle state about 3 s after the last request.
+        run: (v) => runIdle(v, '/', 5000),
         metrics: [{ k: 'kib_per_stream', label: 'KiB/connection', better: 'lower', digits: 2, primary: true }],
         target: { k: 'kib_per_stream', desc: 'none (diagnostic)', check: () => undefined },
         extra: true,
@@ -582,7 +584,7 @@ async function runHello(v) {
     });
 }
 
-async function runIdle(v, streamPath = '/sse') {
+async function runIdle(v, streamPath = '/sse', settleMs = 2000) {
     const n = CFG.idleStreams;
     return withServer(v.impl, async (srv) => {
         await srv.request({ cmd: 'gc' });
@@ -593,7 +595,7 @@ async function runIdle(v, streamPath = '/sse') {
         try {
             await sleep(1000);
             await srv.request({ cmd: 'gc' });
-            await sleep(2000);
+            await sleep(settleMs);
             const after = readRssKiB(srv.pid);
             const st = await srv.request({ cmd: 'stats' });
             const pool = streamPath === '/' ? 0 : n;

@@ -344,6 +344,12 @@ impl NativeServer {
     self.server.connections() as u32
   }
 
+  /// Open connections parked while idle (hyper's state dropped until the client sends again).
+  #[napi(getter, catch_unwind)]
+  pub fn parked(&self) -> u32 {
+    self.server.parked() as u32
+  }
+
   /// Flat `[name, value, ...]` request headers, names lowercase, in wire order.
   #[napi(catch_unwind)]
   pub fn req_headers(&self, id: f64) -> Vec<String> {

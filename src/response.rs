@@ -219,6 +219,8 @@ pub struct ConnCtl {
   reason: AtomicU8,
   /// hyper's pending header-read timer (see `crate::timer`).
   pub head: crate::timer::HeadSlot,
+  /// Activity seen by the housekeeping task (parking, idle close; see `crate::timer`).
+  pub idle: crate::timer::Idle,
 }
 
 impl ConnCtl {
@@ -232,6 +234,7 @@ impl ConnCtl {
       graceful: std::sync::atomic::AtomicBool::new(false),
       reason: AtomicU8::new(0),
       head: crate::timer::HeadSlot::default(),
+      idle: crate::timer::Idle::default(),
     })
   }
 
@@ -317,7 +320,15 @@ impl ConnCtl {
     if !graceful_seen && self.graceful.load(Ordering::Acquire) {
       return Some(Signal::Graceful);
     }
+    if self.idle.take_park_signal() {
+      return Some(Signal::Park);
+    }
     None
+  }
+
+  /// Wakes the connection task so that it sees a park request (see `crate::timer::Idle`).
+  pub fn wake(&self) {
+    self.kill_waker.wake();
   }
 }
 
@@ -326,6 +337,8 @@ pub enum Signal {
   Killed,
   Takeover(Takeover),
   Graceful,
+  /// Idle: drop hyper until the client sends again.
+  Park,
 }
 
 /// Receives the end of responses JS did not finish. Implemented by the server registry.
@@ -592,11 +605,14 @@ pub struct StreamBody {
   ender: Arc<dyn Ender>,
   /// The terminating chunk was produced: dropping the body now is a normal end.
   done: bool,
+  /// A streamed body in progress keeps its connection from being parked or closed as idle.
+  _busy: crate::timer::Busy,
 }
 
 impl StreamBody {
   pub fn new(stream: Arc<Stream>, ender: Arc<dyn Ender>) -> StreamBody {
     StreamBody {
+      _busy: crate::timer::Idle::busy(&stream.conn),
       stream,
       ender,
       done: false,

@@ -33,7 +33,7 @@ use crate::response::{
   StreamBody, StreamLimits, Takeover,
 };
 use crate::routing::{RouteSpec, RouteTable};
-use crate::timer::{Clock, HeadTimer};
+use crate::timer::{Clock, HeadTimer, Idle, IdleAction};
 
 /// The server's tokio runtime. One worker (the default) is a current-thread runtime driven by its
 /// own thread: the same single thread as a one-worker multi-thread runtime, without the
@@ -290,6 +290,14 @@ impl Server {
   pub fn connections(&self) -> usize {
     lock(&self.shared.conns).len()
   }
+
+  /// Open connections that are parked (idle keep-alive, hyper dropped).
+  pub fn parked(&self) -> usize {
+    lock(&self.shared.conns)
+      .values()
+      .filter(|c| c.idle.is_parked())
+      .count()
+  }
 }
 
 impl Drop for Server {
@@ -354,6 +362,11 @@ async fn housekeeping(shared: Arc<Shared>) {
     let now = shared.clock.now_ms();
     for conn in lock(&shared.conns).values() {
       conn.head.wake_if_due(now);
+      match conn.idle.check(now, shared.cfg.header_timeout) {
+        IdleAction::Park => conn.wake(),
+        IdleAction::Close => conn.kill(None),
+        IdleAction::Nothing => {}
+      }
     }
     // SAFETY: mi_collect has no preconditions; it only works on this thread's heap.
     unsafe { libmimalloc_sys::mi_collect(false) };
@@ -454,7 +467,8 @@ pub(crate) fn close_later(sock: TcpStream) {
 
 /// One connection while hyper serves it. When a request becomes an SSE stream, hyper (and its
 /// buffers) is dropped and the stream continues in its own small task
-/// ([`crate::sse_writer::serve_connection`]).
+/// ([`crate::sse_writer::serve_connection`]). A keep-alive connection idle for a second is
+/// parked: hyper is dropped too, and a new one starts when the client sends again.
 pub(crate) fn serve_http(
   sock: Arc<TcpStream>,
   remote: SocketAddr,
@@ -463,48 +477,34 @@ pub(crate) fn serve_http(
   conn_id: u64,
 ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
   Box::pin(async move {
-    let takeover = {
-      let io = TokioIo::new(TimedIo::new(
-        sock.clone(),
-        ctl.clone(),
-        shared.cfg.write_timeout,
-      ));
-      let svc_shared = shared.clone();
-      let svc_ctl = ctl.clone();
-      let service = service_fn(move |req| handle(req, svc_shared.clone(), svc_ctl.clone(), remote));
-      let mut builder = hyper::server::conn::http1::Builder::new();
-      builder
-        // A client must send a whole request head within `header_timeout` (30 s by default):
-        // idle or trickling connections do not stay open forever. The timer is the server's
-        // coarse one (`crate::timer`).
-        .timer(HeadTimer::new(shared.clock.clone(), ctl.clone()))
-        .header_read_timeout(shared.cfg.header_timeout)
-        .keep_alive(true)
-        .half_close(false)
-        .max_header_size(shared.cfg.max_header_size.max(1024))
-        .max_buf_size(shared.cfg.max_header_size.max(8192));
-      let conn = builder.serve_connection(io, service);
-      tokio::pin!(conn);
-      if shared.is_graceful() {
-        ctl.close_when_idle();
-      }
-      let mut graceful_seen = false;
-      loop {
-        // One poll for hyper and for what the rest of the server asks of this connection.
-        let signal = std::future::poll_fn(|cx| {
-          if let Some(signal) = ctl.poll_signal(cx, graceful_seen) {
-            return Poll::Ready(Some(signal));
-          }
-          conn.as_mut().poll(cx).map(|_| None)
-        })
-        .await;
-        match signal {
-          None => break ctl.take_pending(),
-          Some(Signal::Killed) => break None,
-          Some(Signal::Takeover(t)) => break Some(t),
-          Some(Signal::Graceful) => {
-            graceful_seen = true;
-            conn.as_mut().graceful_shutdown();
+    let mut prefix = Bytes::new();
+    let takeover = loop {
+      // Boxed: the state of a hyper connection (about 1 KiB) is then freed while parked.
+      let end = Box::pin(serve_hyper(
+        &sock,
+        remote,
+        &shared,
+        &ctl,
+        std::mem::take(&mut prefix),
+      ))
+      .await;
+      match end {
+        HyperEnd::Closed => break None,
+        HyperEnd::Takeover(t) => break Some(t),
+        HyperEnd::Parked(unread) if !unread.is_empty() => {
+          // Part of a request head had arrived: serve it on at once (never parked again before
+          // a request; an idle close still applies, see `timer::Idle`).
+          ctl.idle.set_parked(false);
+          prefix = unread;
+        }
+        HyperEnd::Parked(unread) => {
+          // Even empty, these bytes hold hyper's whole read buffer: let it go before waiting.
+          drop(unread);
+          ctl.idle.set_parked(true);
+          let readable = wait_parked(&sock, &ctl).await;
+          ctl.idle.set_parked(false);
+          if !readable {
+            break None;
           }
         }
       }
@@ -519,6 +519,116 @@ pub(crate) fn serve_http(
       }
     }
   })
+}
+
+/// How a hyper connection ended.
+enum HyperEnd {
+  /// The connection is done (client left, error, not keep-alive, killed, graceful close).
+  Closed,
+  /// An SSE response takes the socket over.
+  Takeover(Takeover),
+  /// Parked while idle; the bytes hyper had read but not parsed yet.
+  Parked(Bytes),
+}
+
+/// What woke the wait on a hyper connection.
+enum HyperWake {
+  Signal(Signal),
+  Done(bool),
+}
+
+/// Serves requests with hyper until the connection ends, is taken over or parked.
+async fn serve_hyper(
+  sock: &Arc<TcpStream>,
+  remote: SocketAddr,
+  shared: &Arc<Shared>,
+  ctl: &Arc<ConnCtl>,
+  prefix: Bytes,
+) -> HyperEnd {
+  let io = TokioIo::new(TimedIo::new(
+    sock.clone(),
+    ctl.clone(),
+    shared.cfg.write_timeout,
+    prefix,
+  ));
+  let svc_shared = shared.clone();
+  let svc_ctl = ctl.clone();
+  let service = service_fn(move |req| handle(req, svc_shared.clone(), svc_ctl.clone(), remote));
+  let mut builder = hyper::server::conn::http1::Builder::new();
+  builder
+    // A client must send a whole request head within `header_timeout` (30 s by default):
+    // idle or trickling connections do not stay open forever. The timer is the server's
+    // coarse one (`crate::timer`).
+    .timer(HeadTimer::new(shared.clock.clone(), ctl.clone()))
+    .header_read_timeout(shared.cfg.header_timeout)
+    .keep_alive(true)
+    .half_close(false)
+    .max_header_size(shared.cfg.max_header_size.max(1024))
+    .max_buf_size(shared.cfg.max_header_size.max(8192));
+  let mut conn = builder.serve_connection(io, service);
+  ctl.idle.new_hyper();
+  if shared.is_graceful() {
+    ctl.close_when_idle();
+  }
+  let mut graceful_seen = false;
+  // The activity count when a park began: hyper closes an idle connection at once, but one that
+  // took a request meanwhile answers it with `connection: close` first, and must then close.
+  let mut parking: Option<u32> = None;
+  loop {
+    // One poll for hyper and for what the rest of the server asks of this connection.
+    let wake = std::future::poll_fn(|cx| {
+      if let Some(signal) = ctl.poll_signal(cx, graceful_seen) {
+        return Poll::Ready(HyperWake::Signal(signal));
+      }
+      // `poll` ends with a shutdown of the IO, which `TimedIo` makes a no-op: the socket stays
+      // usable for `into_parts` (`poll_without_shutdown` would need an `Unpin` service future,
+      // a box per request).
+      Pin::new(&mut conn)
+        .poll(cx)
+        .map(|r| HyperWake::Done(r.is_ok()))
+    })
+    .await;
+    match wake {
+      HyperWake::Done(ok) => {
+        if let Some(t) = ctl.take_pending() {
+          return HyperEnd::Takeover(t);
+        }
+        if ok && parking == Some(ctl.idle.activity()) && !graceful_seen {
+          return HyperEnd::Parked(conn.into_parts().read_buf);
+        }
+        return HyperEnd::Closed;
+      }
+      HyperWake::Signal(Signal::Killed) => return HyperEnd::Closed,
+      HyperWake::Signal(Signal::Takeover(t)) => return HyperEnd::Takeover(t),
+      HyperWake::Signal(Signal::Graceful) => {
+        graceful_seen = true;
+        Pin::new(&mut conn).graceful_shutdown();
+      }
+      HyperWake::Signal(Signal::Park) => {
+        if parking.is_none() && !graceful_seen {
+          parking = Some(ctl.idle.activity());
+          Pin::new(&mut conn).graceful_shutdown();
+        } else {
+          ctl.idle.set_parked(false);
+        }
+      }
+    }
+  }
+}
+
+/// Waits, parked, until the client sends again (`true`) or the connection must close (`false`).
+async fn wait_parked(sock: &TcpStream, ctl: &ConnCtl) -> bool {
+  std::future::poll_fn(|cx| {
+    match ctl.poll_signal(cx, false) {
+      Some(Signal::Killed | Signal::Graceful | Signal::Takeover(_)) => return Poll::Ready(false),
+      Some(Signal::Park) | None => {}
+    }
+    if sock.poll_read_ready(cx).is_ready() {
+      return Poll::Ready(true);
+    }
+    Poll::Pending
+  })
+  .await
 }
 
 fn simple(status: StatusCode, close: bool) -> Response<ResBody> {
@@ -634,6 +744,7 @@ async fn handle(
       reported: false,
     },
   );
+  let _busy = Idle::request(&conn);
   let mut guard = PendingGuard {
     id,
     registry: shared.registry.clone(),
@@ -884,15 +995,24 @@ pub struct TimedIo {
   ctl: Arc<ConnCtl>,
   timeout: Option<Duration>,
   stall: Option<Pin<Box<Sleep>>>,
+  /// Bytes read before this hyper connection started (a parked connection's partial head),
+  /// returned by the first reads.
+  prefix: Bytes,
 }
 
 impl TimedIo {
-  fn new(inner: Arc<TcpStream>, ctl: Arc<ConnCtl>, timeout: Option<Duration>) -> TimedIo {
+  fn new(
+    inner: Arc<TcpStream>,
+    ctl: Arc<ConnCtl>,
+    timeout: Option<Duration>,
+    prefix: Bytes,
+  ) -> TimedIo {
     TimedIo {
       inner,
       ctl,
       timeout,
       stall: None,
+      prefix,
     }
   }
 
@@ -942,6 +1062,9 @@ impl TimedIo {
         r => {
           self.ctl.set_blocked(false);
           self.stall = None;
+          if matches!(r, Ok(n) if n > 0) {
+            self.ctl.idle.note_activity();
+          }
           if let Err(e) = &r {
             self.note(e);
           }
@@ -956,10 +1079,16 @@ use std::future::Future;
 
 impl AsyncRead for TimedIo {
   fn poll_read(
-    self: Pin<&mut Self>,
+    mut self: Pin<&mut Self>,
     cx: &mut Context<'_>,
     buf: &mut ReadBuf<'_>,
   ) -> Poll<io::Result<()>> {
+    if !self.prefix.is_empty() {
+      let n = self.prefix.len().min(buf.remaining());
+      let head = self.prefix.split_to(n);
+      buf.put_slice(&head);
+      return Poll::Ready(Ok(()));
+    }
     loop {
       match self.inner.poll_read_ready(cx) {
         Poll::Ready(Ok(())) => {}
@@ -988,6 +1117,9 @@ impl AsyncRead for TimedIo {
         // SAFETY: the kernel wrote `n` bytes at the start of the unfilled part.
         unsafe { buf.assume_init(n) };
         buf.advance(n);
+        if n > 0 {
+          self.ctl.idle.note_activity();
+        }
         return Poll::Ready(Ok(()));
       }
       match res {

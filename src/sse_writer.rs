@@ -96,7 +96,9 @@ pub async fn serve_connection(
   conn_id: u64,
   t: Takeover,
 ) {
+  let busy = crate::timer::Idle::busy(&ctl);
   let after = serve(&sock, &ctl, t, &shared.registry).await;
+  drop(busy);
   // The peer address is read again (only when hyper takes the connection back) rather than kept
   // by every idle stream.
   if after == After::KeepAlive && !shared.is_graceful() {

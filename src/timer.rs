@@ -1,4 +1,5 @@
-//! A coarse clock and the timer hyper uses for its header-read timeout.
+//! The server's coarse clock, the timer hyper uses for its header-read timeout, and idle
+//! keep-alive tracking.
 //!
 //! hyper arms a timer for every request head it reads (a client must send a whole head within
 //! 30 s). With tokio's timer that is a clock read, a timer-wheel insert and a removal per request.
@@ -6,10 +7,15 @@
 //! second; a head timer only records its deadline in its connection's [`HeadSlot`], and the
 //! housekeeping task wakes the connections whose deadline has passed. The timeout then fires
 //! between about one second early and one second late, which is all a 30 s limit needs.
+//!
+//! The same task watches each connection's [`Idle`] state: a keep-alive connection with nothing
+//! in flight and no byte read or written for a full tick is *parked* (hyper and its two 8 KiB
+//! buffers are dropped until the client sends again), and one idle for the header timeout is
+//! closed.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -76,6 +82,115 @@ impl HeadSlot {
     if self.deadline.load(Ordering::Acquire) <= now_ms {
       self.waker.wake();
     }
+  }
+}
+
+/// What the housekeeping task should do with a connection (see [`Idle::check`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum IdleAction {
+  Nothing,
+  /// Idle for a full tick: drop hyper's state until the client sends again.
+  Park,
+  /// Idle for the header timeout: close it.
+  Close,
+}
+
+/// A connection's activity, as the housekeeping task sees it.
+#[derive(Default)]
+pub struct Idle {
+  /// Bumped on every read or write that moved bytes.
+  activity: AtomicU32,
+  /// Requests waiting for JS plus streamed bodies and SSE streams alive.
+  busy: AtomicU32,
+  /// `activity` at the last check, and the clock then.
+  seen: AtomicU32,
+  since: AtomicU64,
+  /// A park was asked for and not yet done, or the connection is parked.
+  park_asked: AtomicBool,
+  parked: AtomicBool,
+  /// The park request waits to be seen by the connection task.
+  park_signal: AtomicBool,
+  /// The current hyper connection has taken a request: hyper is idle between requests only
+  /// after one (a fresh connection is not, and parking it would cost the client keep-alive).
+  served: AtomicBool,
+}
+
+impl Idle {
+  pub fn note_activity(&self) {
+    self.activity.fetch_add(1, Ordering::Relaxed);
+  }
+
+  /// A request was taken (see `served`); busy until the guard drops.
+  pub fn request(conn: &Arc<ConnCtl>) -> Busy {
+    conn.idle.served.store(true, Ordering::Release);
+    Idle::busy(conn)
+  }
+
+  /// A new hyper connection starts on the socket.
+  pub fn new_hyper(&self) {
+    self.served.store(false, Ordering::Release);
+  }
+
+  pub fn activity(&self) -> u32 {
+    self.activity.load(Ordering::Acquire)
+  }
+
+  /// Marks the connection busy until the guard drops.
+  pub fn busy(conn: &Arc<ConnCtl>) -> Busy {
+    conn.idle.busy.fetch_add(1, Ordering::AcqRel);
+    Busy(conn.clone())
+  }
+
+  /// Called once per tick at clock time `now` (ms).
+  pub fn check(&self, now: u64, close_after: Option<Duration>) -> IdleAction {
+    let activity = self.activity.load(Ordering::Relaxed);
+    if self.busy.load(Ordering::Acquire) > 0
+      || self.seen.swap(activity, Ordering::AcqRel) != activity
+    {
+      self.since.store(now, Ordering::Release);
+      return IdleAction::Nothing;
+    }
+    let idle_ms = now.saturating_sub(self.since.load(Ordering::Acquire));
+    if close_after.is_some_and(|t| u128::from(idle_ms) >= t.as_millis()) {
+      return IdleAction::Close;
+    }
+    if idle_ms >= PARK_AFTER_MS
+      && self.served.load(Ordering::Acquire)
+      && !self.park_asked.swap(true, Ordering::AcqRel)
+    {
+      self.park_signal.store(true, Ordering::Release);
+      return IdleAction::Park;
+    }
+    IdleAction::Nothing
+  }
+
+  /// The park asked for was done (`parked`) or given up.
+  pub fn set_parked(&self, parked: bool) {
+    self.parked.store(parked, Ordering::Release);
+    if !parked {
+      self.park_asked.store(false, Ordering::Release);
+    }
+  }
+
+  /// Takes a pending park request (for the connection task).
+  pub fn take_park_signal(&self) -> bool {
+    self.park_signal.swap(false, Ordering::AcqRel)
+  }
+
+  pub fn is_parked(&self) -> bool {
+    self.parked.load(Ordering::Acquire)
+  }
+}
+
+/// A connection idle this long (no request in flight, no byte either way) is parked.
+const PARK_AFTER_MS: u64 = 1000;
+
+/// See [`Idle::busy`].
+pub struct Busy(Arc<ConnCtl>);
+
+impl Drop for Busy {
+  fn drop(&mut self) {
+    self.0.idle.busy.fetch_sub(1, Ordering::AcqRel);
   }
 }
 
@@ -200,5 +315,43 @@ mod tests {
       5_000,
       "the real time is behind the set time"
     );
+  }
+
+  #[test]
+  fn idle_connections_are_parked_after_a_quiet_tick_then_closed_and_busy_ones_never() {
+    let conn = ConnCtl::new();
+    let close = Some(Duration::from_secs(30));
+    let idle = &conn.idle;
+    // A fresh connection that has not taken a request is never parked.
+    assert_eq!(idle.check(0, close), IdleAction::Nothing);
+    assert_eq!(idle.check(5_000, close), IdleAction::Nothing);
+    // It takes one: busy while in flight, whatever the clock says.
+    let busy = Idle::request(&conn);
+    idle.note_activity();
+    assert_eq!(idle.check(6_000, close), IdleAction::Nothing);
+    assert_eq!(idle.check(60_000, close), IdleAction::Nothing);
+    drop(busy);
+    idle.note_activity();
+    assert_eq!(idle.check(61_000, close), IdleAction::Nothing, "activity since the last check");
+    assert_eq!(idle.check(61_500, close), IdleAction::Nothing, "quiet for less than a second");
+    assert_eq!(idle.check(62_000, close), IdleAction::Park);
+    assert!(idle.take_park_signal());
+    assert!(!idle.take_park_signal(), "the signal is taken once");
+    assert_eq!(idle.check(63_000, close), IdleAction::Nothing, "asked once");
+    idle.set_parked(true);
+    assert!(idle.is_parked());
+    assert_eq!(idle.check(90_999, close), IdleAction::Nothing);
+    assert_eq!(idle.check(91_000, close), IdleAction::Close, "30 s without a byte");
+    // Without a timeout it stays parked.
+    assert_eq!(idle.check(500_000, None), IdleAction::Nothing);
+    // Bytes arrive: resumed, and a later quiet period parks it again.
+    idle.set_parked(false);
+    idle.new_hyper();
+    idle.note_activity();
+    assert_eq!(idle.check(500_100, close), IdleAction::Nothing);
+    assert_eq!(idle.check(502_000, close), IdleAction::Nothing, "no request on this hyper yet");
+    let _busy = Idle::request(&conn);
+    assert_eq!(idle.check(503_000, close), IdleAction::Nothing);
+    assert_eq!(idle.check(600_000, close), IdleAction::Nothing, "busy");
   }
 }

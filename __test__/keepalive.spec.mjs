@@ -1,0 +1,105 @@
+// Idle keep-alive connections are parked (hyper's state and buffers dropped) and resume when the
+// client sends again; nothing in flight is ever parked. `app._native.parked` counts them.
+import { test, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, connect, buildRequest, cleanup, sleep, until } from './helpers.mjs';
+
+afterEach(cleanup);
+
+const T = { timeout: 20000 };
+
+/** Number of complete `HTTP/1.1 200` responses in a raw client's data. */
+const responses = (client) => client.text.split('HTTP/1.1 200').length - 1;
+
+test('an idle keep-alive connection is parked and the next request on it is answered', T, async () => {
+  const { app, port } = await startServer((a) => a.get('/', (req, res) => res.send(`ok ${req.headers['x-n']}`)));
+  const c = await connect(port);
+  c.write(buildRequest({ path: '/', headers: { 'x-n': '1' } }));
+  await c.waitUntil((x) => x.text.includes('ok 1'), 3000, 'first response');
+  assert.equal(app._native.parked, 0, 'not parked right after a response');
+  await until(() => app._native.parked === 1, 5000, 'the idle connection to be parked');
+  assert.equal(c.closed, false);
+  c.write(buildRequest({ path: '/', headers: { 'x-n': '2' } }));
+  await c.waitUntil((x) => x.text.includes('ok 2'), 3000, 'the response after parking');
+  assert.equal(app._native.parked, 0, 'resumed');
+  assert.equal(app._native.connections, 1, 'on the same connection');
+  // Parked again, and again resumed: a request split in two writes around the park.
+  await until(() => app._native.parked === 1, 5000, 'parked a second time');
+  const req = buildRequest({ path: '/', headers: { 'x-n': '3' } });
+  c.write(req.subarray(0, 10));
+  await sleep(50);
+  c.write(req.subarray(10));
+  await c.waitUntil((x) => x.text.includes('ok 3'), 3000, 'the split request');
+  assert.equal(responses(c), 3);
+});
+
+test('a request head that stops half way across a park is answered once the rest arrives', T, async () => {
+  const { app, port } = await startServer((a) => a.get('/', (req, res) => res.send(`ok ${req.headers['x-n']}`)));
+  const c = await connect(port);
+  c.write(buildRequest({ path: '/', headers: { 'x-n': '1' } }));
+  await c.waitUntil((x) => x.text.includes('ok 1'), 3000, 'first response');
+  const req = buildRequest({ path: '/', headers: { 'x-n': '2' } });
+  c.write(req.subarray(0, 20));
+  // Long enough for the housekeeping task to ask for a park twice over.
+  await sleep(3200);
+  c.write(req.subarray(20));
+  await c.waitUntil((x) => x.text.includes('ok 2'), 3000, 'the response to the completed head');
+  assert.equal(responses(c), 2);
+  assert.equal(c.closed, false);
+  assert.equal(app._native.connections, 1);
+});
+
+test('nothing in flight is parked: a 3 s handler and a streamed body with 2.5 s pauses complete on a kept-alive connection', T, async () => {
+  const { app, port } = await startServer((a) => {
+    a.get('/slow', async (req, res) => {
+      await sleep(3000);
+      res.send('slow done');
+    });
+    a.get('/stream', async (req, res) => {
+      res.write('part1 ');
+      await sleep(2500);
+      res.write('part2 ');
+      await sleep(2500);
+      res.end('end');
+    });
+    a.get('/', (req, res) => res.send('ok'));
+  });
+  const slow = await connect(port);
+  slow.write(buildRequest({ path: '/slow' }));
+  const streamed = await connect(port);
+  streamed.write(buildRequest({ path: '/stream' }));
+  let parkedWhileBusy = 0;
+  const watch = setInterval(() => {
+    parkedWhileBusy = Math.max(parkedWhileBusy, app._native.parked);
+  }, 100);
+  try {
+    await slow.waitUntil((x) => x.text.includes('slow done'), 6000, 'the slow response');
+    await streamed.waitUntil((x) => x.text.includes('end'), 8000, 'the streamed body');
+  } finally {
+    clearInterval(watch);
+  }
+  assert.equal(parkedWhileBusy, 0, 'no connection was parked while its request was in flight');
+  assert.match(streamed.text, /part1 [\s\S]*part2 [\s\S]*end/);
+  assert.doesNotMatch(slow.text + streamed.text, /connection: close/i, 'keep-alive was not given up');
+  for (const c of [slow, streamed]) {
+    c.write(buildRequest({ path: '/' }));
+    await c.waitUntil((x) => x.text.endsWith('ok'), 3000, 'a next request on the same connection');
+    assert.equal(c.closed, false);
+  }
+});
+
+test('shutdown() and force_close() end parked connections at once', T, async () => {
+  for (const how of ['shutdown', 'force_close']) {
+    const { app, port } = await startServer((a) => a.get('/', (req, res) => res.send('ok')));
+    const c = await connect(port);
+    c.write(buildRequest({ path: '/' }));
+    await c.response();
+    await until(() => app._native.parked === 1, 5000, 'the connection to be parked');
+    const t0 = Date.now();
+    if (how === 'shutdown') await app.shutdown();
+    else app.force_close();
+    await c.waitClosed(2000);
+    assert.ok(Date.now() - t0 < 1500, `${how}: closed after ${Date.now() - t0} ms`);
+    assert.equal(c.text.split('HTTP/1.1').length - 1, 1, `${how}: nothing more was sent`);
+  }
+});
