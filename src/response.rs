@@ -208,7 +208,8 @@ pub struct ConnCtl {
   kill_waker: atomic_waker::AtomicWaker,
   /// An SSE response waiting to take the connection over from hyper (`has_takeover` says so
   /// without locking).
-  takeover: Mutex<Option<Takeover>>,
+  /// Boxed: held by every connection, used once per SSE stream.
+  takeover: Mutex<Option<Box<Takeover>>>,
   has_takeover: std::sync::atomic::AtomicBool,
   /// Close once the current response is done (`close_idle`/`shutdown`).
   graceful: std::sync::atomic::AtomicBool,
@@ -288,7 +289,7 @@ impl ConnCtl {
 
   /// Asks the connection task to leave hyper and serve `t` on the socket.
   pub fn hand_over(&self, t: Takeover) {
-    *lock(&self.takeover) = Some(t);
+    *lock(&self.takeover) = Some(Box::new(t));
     self.has_takeover.store(true, Ordering::Release);
     self.kill_waker.wake();
   }
@@ -298,7 +299,7 @@ impl ConnCtl {
     if !self.has_takeover.swap(false, Ordering::AcqRel) {
       return None;
     }
-    lock(&self.takeover).take()
+    lock(&self.takeover).take().map(|t| *t)
   }
 
   /// Asks the connection to close once its current response is done.

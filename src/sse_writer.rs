@@ -206,7 +206,9 @@ async fn run(
       Wake::Readable => {
         // The readiness already says whether the peer closed (EPOLLRDHUP/HUP): a FIN ends the
         // stream without a read. Errors (RST, ETIMEDOUT) are read below to learn which.
-        if let Ok(ready) = sock.ready(tokio::io::Interest::READABLE).await {
+        // Boxed: the readiness future is large and only needed once, at the end; an idle stream
+        // keeps its task small.
+        if let Ok(ready) = Box::pin(sock.ready(tokio::io::Interest::READABLE)).await {
           if ready.is_read_closed() && !ready.is_error() {
             return Err(EndReason::Client);
           }

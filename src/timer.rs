@@ -332,8 +332,16 @@ mod tests {
     assert_eq!(idle.check(60_000, close), IdleAction::Nothing);
     drop(busy);
     idle.note_activity();
-    assert_eq!(idle.check(61_000, close), IdleAction::Nothing, "activity since the last check");
-    assert_eq!(idle.check(61_500, close), IdleAction::Nothing, "quiet for less than a second");
+    assert_eq!(
+      idle.check(61_000, close),
+      IdleAction::Nothing,
+      "activity since the last check"
+    );
+    assert_eq!(
+      idle.check(61_500, close),
+      IdleAction::Nothing,
+      "quiet for less than a second"
+    );
     assert_eq!(idle.check(62_000, close), IdleAction::Park);
     assert!(idle.take_park_signal());
     assert!(!idle.take_park_signal(), "the signal is taken once");
@@ -341,7 +349,11 @@ mod tests {
     idle.set_parked(true);
     assert!(idle.is_parked());
     assert_eq!(idle.check(90_999, close), IdleAction::Nothing);
-    assert_eq!(idle.check(91_000, close), IdleAction::Close, "30 s without a byte");
+    assert_eq!(
+      idle.check(91_000, close),
+      IdleAction::Close,
+      "30 s without a byte"
+    );
     // Without a timeout it stays parked.
     assert_eq!(idle.check(500_000, None), IdleAction::Nothing);
     // Bytes arrive: resumed, and a later quiet period parks it again.
@@ -349,7 +361,11 @@ mod tests {
     idle.new_hyper();
     idle.note_activity();
     assert_eq!(idle.check(500_100, close), IdleAction::Nothing);
-    assert_eq!(idle.check(502_000, close), IdleAction::Nothing, "no request on this hyper yet");
+    assert_eq!(
+      idle.check(502_000, close),
+      IdleAction::Nothing,
+      "no request on this hyper yet"
+    );
     let _busy = Idle::request(&conn);
     assert_eq!(idle.check(503_000, close), IdleAction::Nothing);
     assert_eq!(idle.check(600_000, close), IdleAction::Nothing, "busy");
