@@ -109,3 +109,27 @@ test('shutdown() and force_close() end parked connections at once', T, async () 
     assert.equal(c.text.split('HTTP/1.1').length - 1, 1, `${how}: nothing more was sent`);
   }
 });
+
+test('a request body paused for 2.5 s mid-upload is not parked: answered, and the connection stays keep-alive', T, async () => {
+  const { app, port } = await startServer((a) => {
+    a.post('/up', async (req, res) => res.send(`got ${(await req.text()).length}`));
+    a.get('/', (req, res) => res.send('ok'));
+  });
+  const c = await connect(port);
+  c.write('POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345');
+  let parkedWhileBusy = 0;
+  const watch = setInterval(() => {
+    parkedWhileBusy = Math.max(parkedWhileBusy, app._native.parked);
+  }, 50);
+  try {
+    await sleep(2500);
+    c.write('67890');
+    await c.waitUntil((x) => x.text.includes('got 10'), 3000, 'the upload response');
+  } finally {
+    clearInterval(watch);
+  }
+  assert.equal(parkedWhileBusy, 0);
+  assert.doesNotMatch(c.text, /connection: close/i);
+  c.write(buildRequest({ path: '/' }));
+  await c.waitUntil((x) => x.text.endsWith('ok'), 3000, 'a next request on the same connection');
+});

@@ -665,6 +665,8 @@ async fn handle(
   conn: Arc<ConnCtl>,
   remote: SocketAddr,
 ) -> Result<Response<ResBody>, io::Error> {
+  // From the head on (a slow body upload included) the connection is not idle.
+  let _busy = Idle::request(&conn);
   let (parts, body) = req.into_parts();
   let (route, limit, params) = {
     let routes = shared
@@ -744,7 +746,6 @@ async fn handle(
       reported: false,
     },
   );
-  let _busy = Idle::request(&conn);
   let mut guard = PendingGuard {
     id,
     registry: shared.registry.clone(),
