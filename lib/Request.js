@@ -22,6 +22,7 @@ const accepts = require('accepts');
 const typeis = require('type-is');
 const parseRange = require('range-parser');
 const signature = require('./signature');
+const { addSharedAccessors } = require('./shared');
 
 const INCOMPATIBLE = (name) =>
   new Error(`ERR_INCOMPATIBLE_CALL: Request.${name} is not supported by hyper-sse (as in Hyper-Express).`);
@@ -270,26 +271,7 @@ class Request {
     return this.url;
   }
 
-  /** Per-request data. */
-  get locals() {
-    const extra = this._more();
-    if (extra.locals === undefined) extra.locals = {};
-    return extra.locals;
-  }
-
-  set locals(value) {
-    this._more().locals = value;
-  }
-
-  /** The owning Server. */
-  get app() {
-    return this.route.app;
-  }
-
-  /** The native request id. */
-  get raw() {
-    return this._id;
-  }
+  // `locals`, `app` and `raw` are defined by lib/shared.js.
 
   /** Whether `pause()` was called without `resume()`. */
   get paused() {
@@ -503,5 +485,7 @@ for (const name of ['readable', 'readableEnded', 'readableFlowing', 'readableLen
     },
   });
 }
+
+addSharedAccessors(Request);
 
 module.exports = Request;

@@ -27,6 +27,7 @@ const mime = require('mime-types');
 const { OPEN, queueRelease, touch } = require('./state');
 const { sign } = require('./signature');
 const SSEventStream = require('./SSEventStream');
+const { addSharedAccessors } = require('./shared');
 
 const EMPTY = Object.freeze([]);
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -923,26 +924,7 @@ class Response {
     this.status(this._status, message);
   }
 
-  /** Per-response data. */
-  get locals() {
-    const extra = this._more();
-    if (extra.locals === undefined) extra.locals = {};
-    return extra.locals;
-  }
-
-  set locals(value) {
-    this._more().locals = value;
-  }
-
-  /** The owning Server. */
-  get app() {
-    return this.route.app;
-  }
-
-  /** The native request id. */
-  get raw() {
-    return this._id;
-  }
+  // `locals`, `app` and `raw` are defined by lib/shared.js.
 
   /** WebSockets are not supported: always null. */
   get upgrade_socket() {
@@ -1008,5 +990,7 @@ class Response {
 // EventEmitter method works on `_events` / `_eventsCount` and the prototype's defaults.
 Object.setPrototypeOf(Response.prototype, EventEmitter.prototype);
 Object.setPrototypeOf(Response, EventEmitter);
+
+addSharedAccessors(Response);
 
 module.exports = Response;
