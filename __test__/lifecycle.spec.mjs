@@ -483,3 +483,15 @@ test('listen() rejects a header_timeout that is not a number >= 0, naming the op
     await assert.rejects(app.listen(0, '127.0.0.1'), (reason) => String(reason).includes('header_timeout'));
   }
 });
+
+test('a connection that is quiet for a second after connecting to a long-running server is not closed as idle', { timeout: 15000 }, async () => {
+  const { port } = await startServer((app) => app.get('/', (req, res) => res.send('ok')), { header_timeout: 3000 });
+  // The server has been up for longer than header_timeout when the client connects.
+  await sleep(3500);
+  const c = await connect(port);
+  await sleep(1300);
+  assert.equal(c.closed, false, 'still open after a housekeeping tick');
+  c.write(buildRequest({ path: '/' }));
+  const r = await c.response();
+  assert.equal(r.status, 200);
+});

@@ -96,13 +96,13 @@ pub enum IdleAction {
 }
 
 /// A connection's activity, as the housekeeping task sees it.
-#[derive(Default)]
 pub struct Idle {
   /// Bumped on every read or write that moved bytes.
   activity: AtomicU32,
   /// Requests waiting for JS plus streamed bodies and SSE streams alive.
   busy: AtomicU32,
-  /// `activity` at the last check, and the clock then.
+  /// `activity` at the last check, and the clock when it last changed (`NEVER` before the
+  /// first check: a connection's idle time starts at the first check that sees it).
   seen: AtomicU32,
   since: AtomicU64,
   /// A park was asked for and not yet done, or the connection is parked.
@@ -113,6 +113,23 @@ pub struct Idle {
   /// The current hyper connection has taken a request: hyper is idle between requests only
   /// after one (a fresh connection is not, and parking it would cost the client keep-alive).
   served: AtomicBool,
+}
+
+const NEVER: u64 = u64::MAX;
+
+impl Default for Idle {
+  fn default() -> Self {
+    Idle {
+      activity: AtomicU32::new(0),
+      busy: AtomicU32::new(0),
+      seen: AtomicU32::new(0),
+      since: AtomicU64::new(NEVER),
+      park_asked: AtomicBool::new(false),
+      parked: AtomicBool::new(false),
+      park_signal: AtomicBool::new(false),
+      served: AtomicBool::new(false),
+    }
+  }
 }
 
 impl Idle {
@@ -144,9 +161,9 @@ impl Idle {
   /// Called once per tick at clock time `now` (ms).
   pub fn check(&self, now: u64, close_after: Option<Duration>) -> IdleAction {
     let activity = self.activity.load(Ordering::Relaxed);
-    if self.busy.load(Ordering::Acquire) > 0
-      || self.seen.swap(activity, Ordering::AcqRel) != activity
-    {
+    let changed = self.seen.swap(activity, Ordering::AcqRel) != activity;
+    let first = self.since.load(Ordering::Acquire) == NEVER;
+    if changed || first || self.busy.load(Ordering::Acquire) > 0 {
       self.since.store(now, Ordering::Release);
       return IdleAction::Nothing;
     }
@@ -319,8 +336,15 @@ mod tests {
 
   #[test]
   fn idle_connections_are_parked_after_a_quiet_tick_then_closed_and_busy_ones_never() {
-    let conn = ConnCtl::new();
     let close = Some(Duration::from_secs(30));
+    let first = ConnCtl::new();
+    // A fresh connection first seen long after the server started: its idle time starts then.
+    assert_eq!(first.idle.check(100_000, close), IdleAction::Nothing);
+    assert_eq!(first.idle.check(101_000, close), IdleAction::Nothing);
+    // Quiet for the whole timeout before its first request: closed.
+    assert_eq!(first.idle.check(130_000, close), IdleAction::Close);
+
+    let conn = ConnCtl::new();
     let idle = &conn.idle;
     // A fresh connection that has not taken a request is never parked.
     assert_eq!(idle.check(0, close), IdleAction::Nothing);
