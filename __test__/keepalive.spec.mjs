@@ -133,3 +133,29 @@ test('a request body paused for 2.5 s mid-upload is not parked: answered, and th
   c.write(buildRequest({ path: '/' }));
   await c.waitUntil((x) => x.text.endsWith('ok'), 3000, 'a next request on the same connection');
 });
+
+test('a large response waiting for a client that does not read is neither parked nor closed as idle', T, async () => {
+  const big = Buffer.alloc(8 * 1024 * 1024, 'x');
+  const { app, port } = await startServer(
+    (a) => {
+      a.get('/big', (req, res) => res.send(big));
+      a.get('/', (req, res) => res.send('ok'));
+    },
+    { header_timeout: 1500 },
+  );
+  const c = await connect(port);
+  c.socket.pause(); // the kernel buffers fill, then the server's write waits
+  c.write(buildRequest({ path: '/big' }));
+  let parked = 0;
+  const watch = setInterval(() => {
+    parked = Math.max(parked, app._native.parked);
+  }, 50);
+  await sleep(3500); // longer than header_timeout, with the write blocked all along
+  clearInterval(watch);
+  assert.equal(c.closed, false, 'not closed as idle');
+  assert.equal(parked, 0, 'not parked');
+  c.socket.resume();
+  await c.waitUntil((x) => x.length >= big.length, 10000, 'the whole body');
+  c.write(buildRequest({ path: '/' }));
+  await c.waitUntil((x) => x.text.endsWith('ok'), 3000, 'a next request on the same connection');
+});

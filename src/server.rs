@@ -362,7 +362,10 @@ async fn housekeeping(shared: Arc<Shared>) {
     let now = shared.clock.now_ms();
     for conn in lock(&shared.conns).values() {
       conn.head.wake_if_due(now);
-      match conn.idle.check(now, shared.cfg.header_timeout) {
+      match conn
+        .idle
+        .check(now, shared.cfg.header_timeout, conn.is_blocked())
+      {
         IdleAction::Park => conn.wake(),
         IdleAction::Close => conn.kill(None),
         IdleAction::Nothing => {}

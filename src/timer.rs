@@ -158,12 +158,13 @@ impl Idle {
     Busy(conn.clone())
   }
 
-  /// Called once per tick at clock time `now` (ms).
-  pub fn check(&self, now: u64, close_after: Option<Duration>) -> IdleAction {
+  /// Called once per tick at clock time `now` (ms). `writing`: a write waits for the client (a
+  /// response hyper is still sending; the write deadline governs it, not idleness).
+  pub fn check(&self, now: u64, close_after: Option<Duration>, writing: bool) -> IdleAction {
     let activity = self.activity.load(Ordering::Relaxed);
     let changed = self.seen.swap(activity, Ordering::AcqRel) != activity;
     let first = self.since.load(Ordering::Acquire) == NEVER;
-    if changed || first || self.busy.load(Ordering::Acquire) > 0 {
+    if changed || first || writing || self.busy.load(Ordering::Acquire) > 0 {
       self.since.store(now, Ordering::Release);
       return IdleAction::Nothing;
     }
@@ -339,59 +340,74 @@ mod tests {
     let close = Some(Duration::from_secs(30));
     let first = ConnCtl::new();
     // A fresh connection first seen long after the server started: its idle time starts then.
-    assert_eq!(first.idle.check(100_000, close), IdleAction::Nothing);
-    assert_eq!(first.idle.check(101_000, close), IdleAction::Nothing);
+    assert_eq!(first.idle.check(100_000, close, false), IdleAction::Nothing);
+    assert_eq!(first.idle.check(101_000, close, false), IdleAction::Nothing);
     // Quiet for the whole timeout before its first request: closed.
-    assert_eq!(first.idle.check(130_000, close), IdleAction::Close);
+    assert_eq!(first.idle.check(130_000, close, false), IdleAction::Close);
+
+    // A response waiting for a slow client to read is neither parked nor closed as idle.
+    let slow = ConnCtl::new();
+    drop(Idle::request(&slow));
+    assert_eq!(slow.idle.check(0, close, true), IdleAction::Nothing);
+    assert_eq!(slow.idle.check(2_000, close, true), IdleAction::Nothing);
+    assert_eq!(slow.idle.check(60_000, close, true), IdleAction::Nothing);
 
     let conn = ConnCtl::new();
     let idle = &conn.idle;
     // A fresh connection that has not taken a request is never parked.
-    assert_eq!(idle.check(0, close), IdleAction::Nothing);
-    assert_eq!(idle.check(5_000, close), IdleAction::Nothing);
+    assert_eq!(idle.check(0, close, false), IdleAction::Nothing);
+    assert_eq!(idle.check(5_000, close, false), IdleAction::Nothing);
     // It takes one: busy while in flight, whatever the clock says.
     let busy = Idle::request(&conn);
     idle.note_activity();
-    assert_eq!(idle.check(6_000, close), IdleAction::Nothing);
-    assert_eq!(idle.check(60_000, close), IdleAction::Nothing);
+    assert_eq!(idle.check(6_000, close, false), IdleAction::Nothing);
+    assert_eq!(idle.check(60_000, close, false), IdleAction::Nothing);
     drop(busy);
     idle.note_activity();
     assert_eq!(
-      idle.check(61_000, close),
+      idle.check(61_000, close, false),
       IdleAction::Nothing,
       "activity since the last check"
     );
     assert_eq!(
-      idle.check(61_500, close),
+      idle.check(61_500, close, false),
       IdleAction::Nothing,
       "quiet for less than a second"
     );
-    assert_eq!(idle.check(62_000, close), IdleAction::Park);
+    assert_eq!(idle.check(62_000, close, false), IdleAction::Park);
     assert!(idle.take_park_signal());
     assert!(!idle.take_park_signal(), "the signal is taken once");
-    assert_eq!(idle.check(63_000, close), IdleAction::Nothing, "asked once");
+    assert_eq!(
+      idle.check(63_000, close, false),
+      IdleAction::Nothing,
+      "asked once"
+    );
     idle.set_parked(true);
     assert!(idle.is_parked());
-    assert_eq!(idle.check(90_999, close), IdleAction::Nothing);
+    assert_eq!(idle.check(90_999, close, false), IdleAction::Nothing);
     assert_eq!(
-      idle.check(91_000, close),
+      idle.check(91_000, close, false),
       IdleAction::Close,
       "30 s without a byte"
     );
     // Without a timeout it stays parked.
-    assert_eq!(idle.check(500_000, None), IdleAction::Nothing);
+    assert_eq!(idle.check(500_000, None, false), IdleAction::Nothing);
     // Bytes arrive: resumed, and a later quiet period parks it again.
     idle.set_parked(false);
     idle.new_hyper();
     idle.note_activity();
-    assert_eq!(idle.check(500_100, close), IdleAction::Nothing);
+    assert_eq!(idle.check(500_100, close, false), IdleAction::Nothing);
     assert_eq!(
-      idle.check(502_000, close),
+      idle.check(502_000, close, false),
       IdleAction::Nothing,
       "no request on this hyper yet"
     );
     let _busy = Idle::request(&conn);
-    assert_eq!(idle.check(503_000, close), IdleAction::Nothing);
-    assert_eq!(idle.check(600_000, close), IdleAction::Nothing, "busy");
+    assert_eq!(idle.check(503_000, close, false), IdleAction::Nothing);
+    assert_eq!(
+      idle.check(600_000, close, false),
+      IdleAction::Nothing,
+      "busy"
+    );
   }
 }
