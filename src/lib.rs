@@ -11,7 +11,7 @@
 //! - `sse`      the pure SSE encoder
 //! - `sse_writer` serves an SSE stream on the raw socket (hyper's buffers released)
 //! - `channel`  fan-out channels with history and replay
-//! - `timer`    the coarse clock behind hyper's header-read timeout
+//! - `timer`    the coarse clock, hyper's header-read timeout, idle keep-alive parking and close
 //! - `error`    the crate's error type
 //! - `bridge`   the napi classes and threadsafe functions (the only module that uses napi)
 

@@ -185,7 +185,7 @@ impl Registry {
     }
   }
 
-  /// The connections of all in-flight requests (for shutdown).
+  /// The streams of all in-flight streamed responses (for the heartbeat task).
   pub fn streams(&self) -> Vec<Arc<Stream>> {
     lock(&self.entries)
       .values()

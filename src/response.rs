@@ -203,7 +203,8 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Control of one TCP connection, shared by its task, its IO and its responses.
 pub struct ConnCtl {
-  /// Set when the connection must be dropped at once; `kill_waker` wakes its task.
+  /// Set when the connection must be dropped at once; `kill_waker` wakes its task (for a kill,
+  /// a takeover, a graceful close or a park: see `poll_signal`).
   killed: std::sync::atomic::AtomicBool,
   kill_waker: atomic_waker::AtomicWaker,
   /// An SSE response waiting to take the connection over from hyper (`has_takeover` says so
@@ -296,7 +297,10 @@ impl ConnCtl {
 
   /// An SSE response handed over but not yet taken.
   pub fn take_pending(&self) -> Option<Takeover> {
-    if !self.has_takeover.swap(false, Ordering::AcqRel) {
+    // A load first: this runs on every poll of a connection, and a takeover is rare.
+    if !self.has_takeover.load(Ordering::Acquire)
+      || !self.has_takeover.swap(false, Ordering::AcqRel)
+    {
       return None;
     }
     lock(&self.takeover).take().map(|t| *t)
@@ -309,7 +313,7 @@ impl ConnCtl {
   }
 
   /// What the connection task must do besides driving hyper, if anything. Registers `cx` for
-  /// kills, takeovers and graceful closes (one waker for all three).
+  /// kills, takeovers, graceful closes and parks (one waker for all).
   pub fn poll_signal(&self, cx: &mut Context<'_>, graceful_seen: bool) -> Option<Signal> {
     self.kill_waker.register(cx.waker());
     if self.killed.load(Ordering::Acquire) {

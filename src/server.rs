@@ -160,7 +160,7 @@ pub struct Server {
   /// While listening: a second handle on the listening socket, shut down by `close()` so
   /// connects are refused as soon as it returns, and the sender that stops the accept loop.
   listener: Mutex<Option<(socket2::Socket, oneshot::Sender<()>)>>,
-  /// The dispatcher and heartbeat tasks were spawned (once per server).
+  /// The dispatcher, housekeeping and heartbeat tasks were spawned (once per server).
   started: AtomicBool,
 }
 
@@ -437,10 +437,9 @@ async fn serve_connection(stream: TcpStream, remote: SocketAddr, shared: Arc<Sha
 /// runtime thread reports them all first instead of closing between reports. The closer wakes at
 /// most about once per millisecond and then closes everything queued. Should the thread be
 /// unavailable, the socket is closed here.
-pub(crate) fn close_later(sock: TcpStream) {
+fn close_later(sock: TcpStream) {
   use std::sync::mpsc;
-  static CLOSER: std::sync::OnceLock<Option<Mutex<mpsc::Sender<TcpStream>>>> =
-    std::sync::OnceLock::new();
+  static CLOSER: std::sync::OnceLock<Option<mpsc::Sender<TcpStream>>> = std::sync::OnceLock::new();
   let closer = CLOSER.get_or_init(|| {
     let (tx, rx) = mpsc::channel::<TcpStream>();
     std::thread::Builder::new()
@@ -456,15 +455,11 @@ pub(crate) fn close_later(sock: TcpStream) {
         }
       })
       .ok()
-      .map(|_| Mutex::new(tx))
+      .map(|_| tx)
   });
-  match closer {
-    Some(tx) => {
-      if let Err(mpsc::SendError(sock)) = lock(tx).send(sock) {
-        drop(sock);
-      }
-    }
-    None => drop(sock),
+  // Without the thread (or should it be gone), the socket is dropped, so closed, here.
+  if let Some(tx) = closer {
+    let _ = tx.send(sock);
   }
 }
 
@@ -497,7 +492,6 @@ pub(crate) fn serve_http(
         HyperEnd::Parked(unread) if !unread.is_empty() => {
           // Part of a request head had arrived: serve it on at once (never parked again before
           // a request; an idle close still applies, see `timer::Idle`).
-          ctl.idle.set_parked(false);
           prefix = unread;
         }
         HyperEnd::Parked(unread) => {
@@ -517,9 +511,7 @@ pub(crate) fn serve_http(
         let fut = crate::sse_writer::serve_connection(sock, shared, ctl, conn_id, t);
         tokio::spawn(fut);
       }
-      None => {
-        lock(&shared.conns).remove(&conn_id);
-      }
+      None => shared.connection_closed(conn_id, sock),
     }
   })
 }
@@ -724,10 +716,7 @@ async fn handle(
     .headers
     .get_all(http::header::CONNECTION)
     .iter()
-    .any(|v| {
-      v.to_str()
-        .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
-    });
+    .any(|v| v.to_str().is_ok_and(has_close_token));
   let method = parts.method.as_str().to_string();
   let url = parts.uri.path_and_query().map_or_else(
     || parts.uri.path().to_string(),
@@ -821,7 +810,14 @@ fn build_head(head: &Head<'_>, body: ResBody) -> Result<Response<ResBody>, Error
 fn wants_close(headers: &[String]) -> bool {
   headers
     .chunks_exact(2)
-    .any(|p| p[0].eq_ignore_ascii_case("connection") && p[1].to_ascii_lowercase().contains("close"))
+    .any(|p| p[0].eq_ignore_ascii_case("connection") && has_close_token(&p[1]))
+}
+
+/// A `Connection` header value that lists `close`.
+fn has_close_token(value: &str) -> bool {
+  value
+    .split(',')
+    .any(|t| t.trim().eq_ignore_ascii_case("close"))
 }
 
 /// Encodes a validated response head for a stream served outside hyper: status line, the JS
@@ -888,9 +884,13 @@ impl Shared {
     self.graceful.load(Ordering::Acquire)
   }
 
-  /// Forgets a closed connection.
-  pub fn connection_closed(&self, conn_id: u64) {
+  /// Forgets a closed connection and closes its socket on the closer thread (see
+  /// [`close_later`]) once nothing else holds it.
+  pub fn connection_closed(&self, conn_id: u64, sock: Arc<TcpStream>) {
     lock(&self.conns).remove(&conn_id);
+    if let Ok(sock) = Arc::try_unwrap(sock) {
+      close_later(sock);
+    }
   }
 
   /// Sends a complete response.

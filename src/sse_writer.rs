@@ -109,13 +109,10 @@ pub async fn serve_connection(
       return;
     }
   }
-  shared.connection_closed(conn_id);
   // The end is reported; the socket's teardown (kernel work, and for a FIN the closing handshake)
   // happens on the closer thread, so when many clients leave at once this thread goes on
   // reporting the others.
-  if let Ok(sock) = Arc::try_unwrap(sock) {
-    crate::server::close_later(sock);
-  }
+  shared.connection_closed(conn_id, sock);
 }
 
 /// Serves the stream until it ends; reports an end JS did not ask for.

@@ -143,9 +143,11 @@ impl Idle {
     Idle::busy(conn)
   }
 
-  /// A new hyper connection starts on the socket.
+  /// A new hyper connection starts on the socket: any park asked of the previous one is void.
   pub fn new_hyper(&self) {
     self.served.store(false, Ordering::Release);
+    self.park_signal.store(false, Ordering::Release);
+    self.park_asked.store(false, Ordering::Release);
   }
 
   pub fn activity(&self) -> u32 {
@@ -163,12 +165,12 @@ impl Idle {
   pub fn check(&self, now: u64, close_after: Option<Duration>, writing: bool) -> IdleAction {
     let activity = self.activity.load(Ordering::Relaxed);
     let changed = self.seen.swap(activity, Ordering::AcqRel) != activity;
-    let first = self.since.load(Ordering::Acquire) == NEVER;
-    if changed || first || writing || self.busy.load(Ordering::Acquire) > 0 {
+    let since = self.since.load(Ordering::Acquire);
+    if changed || since == NEVER || writing || self.busy.load(Ordering::Acquire) > 0 {
       self.since.store(now, Ordering::Release);
       return IdleAction::Nothing;
     }
-    let idle_ms = now.saturating_sub(self.since.load(Ordering::Acquire));
+    let idle_ms = now.saturating_sub(since);
     if close_after.is_some_and(|t| u128::from(idle_ms) >= t.as_millis()) {
       return IdleAction::Close;
     }
@@ -190,9 +192,10 @@ impl Idle {
     }
   }
 
-  /// Takes a pending park request (for the connection task).
+  /// Takes a pending park request (for the connection task; a load first, since this runs on
+  /// every poll of a connection and there is almost never one).
   pub fn take_park_signal(&self) -> bool {
-    self.park_signal.swap(false, Ordering::AcqRel)
+    self.park_signal.load(Ordering::Acquire) && self.park_signal.swap(false, Ordering::AcqRel)
   }
 
   pub fn is_parked(&self) -> bool {
@@ -382,6 +385,18 @@ mod tests {
       IdleAction::Nothing,
       "asked once"
     );
+    // A park asked of a hyper connection that went away otherwise (e.g. an SSE takeover) is
+    // void for the next one: it can be parked after its own request.
+    let fresh = ConnCtl::new();
+    drop(Idle::request(&fresh));
+    assert_eq!(fresh.idle.check(0, close, false), IdleAction::Nothing);
+    assert_eq!(fresh.idle.check(1_000, close, false), IdleAction::Park);
+    fresh.idle.new_hyper();
+    assert!(!fresh.idle.take_park_signal(), "the old request is void");
+    drop(Idle::request(&fresh));
+    fresh.idle.note_activity();
+    assert_eq!(fresh.idle.check(2_000, close, false), IdleAction::Nothing);
+    assert_eq!(fresh.idle.check(3_000, close, false), IdleAction::Park);
     idle.set_parked(true);
     assert!(idle.is_parked());
     assert_eq!(idle.check(90_999, close, false), IdleAction::Nothing);
