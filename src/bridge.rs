@@ -2,9 +2,9 @@
 //! threadsafe functions Rust calls JS through.
 //!
 //! Every export is wrapped in `catch_unwind` (a panic must never cross into Node) and turns
-//! [`crate::error::Error`] into a JS `Error`. Both callbacks into JS are weak, non-blocking,
-//! primitives-only threadsafe functions: one call per request, one per event. The contract with
-//! the JS layer is `docs/NATIVE.md`.
+//! [`crate::error::Error`] into a JS `Error`. Both callbacks into JS are weak, non-blocking
+//! threadsafe functions: one call per burst of requests, one per burst of events. The contract
+//! with the JS layer is `docs/NATIVE.md`.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -55,8 +55,6 @@ struct EventQueue {
 /// and every `drain` are reported at once.
 const COALESCE: Duration = Duration::from_millis(1);
 
-const DRAIN: u8 = 4;
-
 struct Callbacks {
   on_request: DispatchFn,
   on_event: Arc<EventFn>,
@@ -87,7 +85,7 @@ impl JsEvents for Callbacks {
       return;
     }
     let recent = q.last_call.is_some_and(|t| t.elapsed() < COALESCE);
-    if code != DRAIN && recent {
+    if code != crate::response::EVENT_DRAIN && recent {
       if q.armed {
         return;
       }
@@ -190,6 +188,7 @@ fn dispatch_args(d: Dispatch) -> DispatchArgs {
   (d.id as f64, d.route, d.method, d.url, d.params).into()
 }
 
+/// A JS number as an id or count: negative, NaN and infinite values are 0.
 fn id_of(id: f64) -> u64 {
   if id.is_finite() && id >= 0.0 {
     id as u64
@@ -423,22 +422,15 @@ impl NativeServer {
   /// Queues a chunk; returns the bytes queued, or -1 if the stream is gone.
   #[napi(catch_unwind)]
   pub fn res_write(&self, id: f64, chunk: Either<Buffer, String>) -> i64 {
-    let Some(stream) = self.server.shared.stream(id_of(id)) else {
-      return -1;
-    };
-    match chunk {
-      Either::A(buf) => stream.write_js(|b| b.extend_from_slice(&buf)).to_js(),
-      Either::B(s) => stream
-        .write_js(|b| b.extend_from_slice(s.as_bytes()))
-        .to_js(),
-    }
+    let bytes = as_bytes(&chunk);
+    self.write(id, |b| b.extend_from_slice(bytes))
   }
 
   /// Queues an optional last chunk and ends the streamed body.
   #[napi(catch_unwind)]
   pub fn res_finish(&self, id: f64, chunk: Option<Either<Buffer, String>>) -> bool {
-    let last = body_bytes(chunk);
-    self.server.shared.finish(id_of(id), last.as_deref()) == Outcome::Done
+    let last = chunk.as_ref().map(as_bytes);
+    self.server.shared.finish(id_of(id), last) == Outcome::Done
   }
 
   /// Drops the request's connection now.
@@ -467,41 +459,40 @@ impl NativeServer {
     if let Err(e) = sse::validate(sse_id.as_deref(), event.as_deref()) {
       return field_code(e);
     }
-    let Some(stream) = self.server.shared.stream(id_of(id)) else {
-      return -1;
-    };
-    stream
-      .write_js(|buf| {
-        let _ = sse::encode_message_into(buf, sse_id.as_deref(), event.as_deref(), &data);
-      })
-      .to_js()
+    self.write(id, |buf| {
+      // Validated above: encoding cannot fail.
+      let _ = sse::encode_message_into(buf, sse_id.as_deref(), event.as_deref(), &data);
+    })
   }
 
   /// Queues a comment (`: text` per line; `null` → `:`).
   #[napi(catch_unwind)]
   pub fn sse_comment(&self, id: f64, text: Option<String>) -> i64 {
-    let Some(stream) = self.server.shared.stream(id_of(id)) else {
-      return -1;
-    };
-    stream
-      .write_js(|buf| sse::encode_comment_into(buf, text.as_deref()))
-      .to_js()
+    self.write(id, |buf| sse::encode_comment_into(buf, text.as_deref()))
   }
 
-  /// Queues `retry: <ms>`.
+  /// Queues `retry: <ms>` (a negative or non-finite value is 0).
   #[napi(catch_unwind)]
   pub fn sse_retry(&self, id: f64, ms: f64) -> i64 {
-    let Some(stream) = self.server.shared.stream(id_of(id)) else {
-      return -1;
-    };
-    let ms = if ms.is_finite() && ms >= 0.0 {
-      ms as u64
-    } else {
-      0
-    };
-    stream
-      .write_js(|buf| sse::encode_retry_into(buf, ms))
-      .to_js()
+    self.write(id, |buf| sse::encode_retry_into(buf, id_of(ms)))
+  }
+}
+
+impl NativeServer {
+  /// Queues what `fill` writes on the open stream of request `id`: the bytes now queued, or -1
+  /// when the stream is gone.
+  fn write(&self, id: f64, fill: impl FnOnce(&mut bytes::BytesMut)) -> i64 {
+    match self.server.shared.stream(id_of(id)) {
+      Some(stream) => stream.write_js(fill).to_js(),
+      None => -1,
+    }
+  }
+}
+
+fn as_bytes(chunk: &Either<Buffer, String>) -> &[u8] {
+  match chunk {
+    Either::A(buf) => buf,
+    Either::B(s) => s.as_bytes(),
   }
 }
 
