@@ -319,3 +319,19 @@ test('with fast_abort an over-limit body closes the connection without a respons
   assert.equal(calls.n, 0);
   assert.equal((await request(port, { path: '/ping' })).text, 'pong');
 });
+
+test("the server's streaming.readable options apply to request streams; a route's own options win", T, async () => {
+  const { port } = await startServer(
+    (app) => {
+      app.post('/server', (req, res) => res.json({ hwm: req.readableHighWaterMark }));
+      app.post('/route', { streaming: { readable: { highWaterMark: 7 } } }, (req, res) =>
+        res.json({ hwm: req.readableHighWaterMark }),
+      );
+    },
+    { streaming: { readable: { highWaterMark: 1234 } } },
+  );
+  const server = await request(port, { method: 'POST', path: '/server', body: 'x' });
+  const route = await request(port, { method: 'POST', path: '/route', body: 'x' });
+  assert.deepEqual(JSON.parse(server.body.toString()), { hwm: 1234 });
+  assert.deepEqual(JSON.parse(route.body.toString()), { hwm: 7 });
+});

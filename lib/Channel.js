@@ -62,8 +62,7 @@ class Channel {
    */
   subscribe(sse) {
     const res = responseOf(sse);
-    if (res.completed || res._sending) return false;
-    if (!res.initiated && !res._start(true)) return false;
+    if (SSEventStream.writable(sse) === null) return false;
     const req = res._req;
     let last = req.headers['last-event-id'];
     if (last === undefined || last === '') {

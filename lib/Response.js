@@ -248,8 +248,9 @@ class Response {
     if (events !== undefined && events.prepare !== undefined) this.emit('prepare', this._req, this);
   }
 
-  /** @private forget this response (after `close` was emitted) */
-  _cleanup() {
+  /** @private emits `close` (the last event), then forgets this response */
+  _emit_close() {
+    if (this._events !== undefined && this._events.close !== undefined) this.emit('close', this._req, this);
     const app = this.route.app;
     OPEN.delete(this._id);
     queueRelease(app._release, this._id);
@@ -265,8 +266,7 @@ class Response {
       if (this.completed) return; // a finish listener called res.close()
     }
     this.completed = true;
-    if (this._events !== undefined && this._events.close !== undefined) this.emit('close', this._req, this);
-    this._cleanup();
+    this._emit_close();
   }
 
   /** @private the client is gone: `abort` then `close` */
@@ -274,11 +274,8 @@ class Response {
     if (this.completed) return;
     this.completed = true;
     this.close_reason = reason;
-    if (this._events !== undefined) {
-      if (this._events.abort !== undefined) this.emit('abort', this._req, this);
-      if (this._events.close !== undefined) this.emit('close', this._req, this);
-    }
-    this._cleanup();
+    if (this._events !== undefined && this._events.abort !== undefined) this.emit('abort', this._req, this);
+    this._emit_close();
   }
 
   /** @private ended by the server without a normal completion: `close` only */
@@ -286,8 +283,7 @@ class Response {
     if (this.completed) return;
     this.completed = true;
     this.close_reason = reason;
-    if (this._events !== undefined && this._events.close !== undefined) this.emit('close', this._req, this);
-    this._cleanup();
+    this._emit_close();
   }
 
   /** @private native lifecycle event (docs/NATIVE.md onEvents codes) */
@@ -344,10 +340,7 @@ class Response {
     if (sse && this._headers === null) {
       this._headers = SSE_HEADERS;
     } else if (sse) {
-      this.header('content-type', 'text/event-stream', true);
-      this.header('cache-control', 'no-cache', true);
-      this.header('connection', 'keep-alive', true);
-      this.header('x-accel-buffering', 'no', true);
+      for (const name in SSE_HEADERS) this.header(name, SSE_HEADERS[name], true);
     }
     this._prepare();
     if (this.completed || this.initiated || this._sending) return false;
@@ -549,11 +542,23 @@ class Response {
       touch();
       if (!ok) return this._gone(), this;
     } else {
-      const ok = this._native.resFinish(this._id, toBody(body));
-      touch();
-      if (!ok) return this._gone(), this;
+      return this._end_stream(body, 'finished');
     }
     this._finish('finished');
+    return this;
+  }
+
+  /**
+   * @private ends a started (streamed) response after `body` as its last chunk: `finish` then
+   * `close` with `reason` (or `abort`, `close` when the client is already gone)
+   * @returns {this}
+   */
+  _end_stream(body, reason) {
+    this._sending = true;
+    const ok = this._native.resFinish(this._id, toBody(body));
+    touch();
+    if (!ok) return this._gone(), this;
+    this._finish(reason);
     return this;
   }
 
@@ -744,10 +749,7 @@ class Response {
 
   /** `set(name, value)` or `set({ name: value, ... })`, appending like `header()`. @returns {this} */
   set(field, value) {
-    if (field !== null && typeof field === 'object') {
-      for (const name of Object.keys(field)) this.header(name, field[name]);
-      return this;
-    }
+    if (field !== null && typeof field === 'object') return this.writeHeaders(field);
     return this.header(field, value);
   }
 
@@ -833,7 +835,7 @@ class Response {
 
   /** Alias of `removeCookie()`. @returns {this} */
   clearCookie(name) {
-    return this.cookie(name, null);
+    return this.removeCookie(name);
   }
 
   /** `content-disposition: attachment[; filename="..."]` (+ type from the extension). @returns {this} */

@@ -6,21 +6,6 @@
  * registrations made after mounting.
  */
 
-/** Route-method names as exposed on Router/Server, mapped to the internal method key. */
-const METHOD_KEYS = {
-  any: 'any',
-  all: 'any',
-  get: 'get',
-  post: 'post',
-  put: 'put',
-  delete: 'del',
-  patch: 'patch',
-  options: 'options',
-  head: 'head',
-  trace: 'trace',
-  connect: 'connect',
-};
-
 const WS_UNSUPPORTED = 'hyper-sse: WebSocket routes are not supported yet';
 
 /**
@@ -93,7 +78,8 @@ class Router {
       throw new TypeError(`hyper-sse: route ${method.toUpperCase()} ${pattern} needs a handler function`);
     }
 
-    options = Object.assign({ streaming: {} }, options);
+    // No `streaming` default here: a route without its own takes the server's (Server._create_route).
+    options = Object.assign({}, options);
     const middlewares = [];
     if (Array.isArray(options.middlewares)) {
       for (const fn of options.middlewares) {
@@ -317,5 +303,3 @@ class Router {
 }
 
 module.exports = Router;
-module.exports.METHOD_KEYS = METHOD_KEYS;
-module.exports.joinPaths = joinPaths;

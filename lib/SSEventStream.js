@@ -28,10 +28,13 @@ function invalidField(message) {
   return err;
 }
 
+const BAD_EVENT_MESSAGE = 'SSE event names may not contain CR or LF';
+const BAD_ID_MESSAGE = 'SSE ids may not contain CR, LF or NUL';
+
 /** @private validates fields in JS before the first write so that a bad call commits nothing */
 function checkFields(id, event) {
-  if (event !== null && BAD_EVENT.test(event)) throw invalidField('SSE event names may not contain CR or LF');
-  if (id !== null && BAD_ID.test(id)) throw invalidField('SSE ids may not contain CR, LF or NUL');
+  if (event !== null && BAD_EVENT.test(event)) throw invalidField(BAD_EVENT_MESSAGE);
+  if (id !== null && BAD_ID.test(id)) throw invalidField(BAD_ID_MESSAGE);
 }
 
 /**
@@ -46,8 +49,8 @@ function writable(sse) {
 }
 
 function result(res, n) {
-  if (n === -2) throw invalidField('SSE event names may not contain CR or LF');
-  if (n === -3) throw invalidField('SSE ids may not contain CR, LF or NUL');
+  if (n === -2) throw invalidField(BAD_EVENT_MESSAGE);
+  if (n === -3) throw invalidField(BAD_ID_MESSAGE);
   return res._queued(n);
 }
 
@@ -134,4 +137,5 @@ class SSEventStream {
 
 SSEventStream.RESPONSE = RESPONSE;
 SSEventStream.invalidField = invalidField;
+SSEventStream.writable = writable;
 module.exports = SSEventStream;

@@ -316,7 +316,7 @@ class Server extends Router {
       const route = this._create_route({
         method: 'any',
         pattern: '/*',
-        options: { streaming: {}, middlewares: [] },
+        options: { middlewares: [] },
         handler: (req, res) => this._handlers.on_not_found(req, res),
       });
       this._not_found = route;
@@ -328,7 +328,6 @@ class Server extends Router {
       for (const pattern of Object.keys(this._route_table[method])) {
         const route = this._route_table[method][pattern];
         this._compile_route(route);
-        route.native_id = this._route_list.length;
         this._route_list.push(route);
       }
     }
@@ -440,7 +439,7 @@ class Server extends Router {
         this._native.setRoutes(
           this._route_list.map((route, i) => ({
             id: i,
-            method: route.method === 'ANY' ? 'ANY' : route.method,
+            method: route.method,
             pattern: route.pattern,
             maxBodyLength: route.max_body_length,
           }))
@@ -509,11 +508,7 @@ class Server extends Router {
     const deadline = Date.now() + Math.max(0, Number(timeout_ms) || 0);
     nat.closeIdle();
     for (const res of this._open_responses()) {
-      if (res._sse_mode && !res.completed && !res._sending) {
-        res._sending = true;
-        if (nat.resFinish(res._id, null)) res._finish('shutdown');
-        else res._gone();
-      }
+      if (res._sse_mode && !res.completed && !res._sending) res._end_stream(null, 'shutdown');
     }
     nat.flush();
     if (this._open > 0) {
