@@ -51,7 +51,9 @@ struct Event {
 
 struct State {
   /// Subscribers, including unsubscribed ones until the fan-out thread passed their `until_seq`.
-  subs: Vec<Sub>,
+  /// Shared so that a delivery takes the list without copying it (`Arc::make_mut` copies only if
+  /// a delivery still holds it when the list changes).
+  subs: Arc<Vec<Sub>>,
   history: VecDeque<Arc<Event>>,
   capacity: usize,
   next_seq: u64,
@@ -142,7 +144,7 @@ impl Channel {
     Channel {
       inner: Arc::new(Inner {
         state: Mutex::new(State {
-          subs: Vec::new(),
+          subs: Arc::new(Vec::new()),
           history: VecDeque::new(),
           capacity: history,
           next_seq: 1,
@@ -205,7 +207,7 @@ impl Channel {
       .fanned
       .store(true, std::sync::atomic::Ordering::Release);
     let from_seq = st.next_seq;
-    st.subs.push(Sub {
+    Arc::make_mut(&mut st.subs).push(Sub {
       stream,
       server,
       from_seq,
@@ -220,8 +222,7 @@ impl Channel {
     let mut st = lock(&self.inner.state);
     let next = st.next_seq;
     let mut found = false;
-    for s in st
-      .subs
+    for s in Arc::make_mut(&mut st.subs)
       .iter_mut()
       .filter(|s| s.stream.id == id && s.until_seq == u64::MAX)
     {
@@ -276,7 +277,7 @@ impl Channel {
   /// Live subscribers (ended or unsubscribed streams are not counted).
   pub fn size(&self) -> usize {
     let mut st = lock(&self.inner.state);
-    st.subs.retain(|s| s.stream.is_open());
+    Arc::make_mut(&mut st.subs).retain(|s| s.stream.is_open());
     st.subs.iter().filter(|s| s.until_seq == u64::MAX).count()
   }
 
@@ -288,7 +289,10 @@ impl Channel {
     let next = st.next_seq;
     let mut ids = Vec::new();
     let mut ending = Vec::new();
-    for s in st.subs.iter_mut().filter(|s| s.until_seq == u64::MAX) {
+    for s in Arc::make_mut(&mut st.subs)
+      .iter_mut()
+      .filter(|s| s.until_seq == u64::MAX)
+    {
       s.until_seq = next;
       if s.server.complete_by_server(&s.stream) {
         ids.push(s.stream.id);
@@ -306,17 +310,10 @@ fn deliver(inner: &Inner, run: &[Arc<Event>]) {
   let subs = {
     let mut st = lock(&inner.state);
     // Unsubscribed streams whose last event is delivered can go.
-    st.subs
-      .retain(|s| s.until_seq > run[0].seq && s.stream.is_open());
+    Arc::make_mut(&mut st.subs).retain(|s| s.until_seq > run[0].seq && s.stream.is_open());
     st.subs.clone()
   };
-  for sub in &subs {
-    if run.len() == 1 {
-      if sub.wants(run[0].seq) {
-        sub.stream.write(&run[0].bytes);
-      }
-      continue;
-    }
+  for sub in subs.iter() {
     if !run.iter().any(|e| sub.wants(e.seq)) {
       continue;
     }

@@ -79,13 +79,32 @@ async fn write_data(
   if !chunked {
     return write_all(sock, ctl, &mut [IoSlice::new(data)], timeout).await;
   }
-  let size = format!("{:x}\r\n", data.len());
+  let mut size = [0u8; 18];
+  let size = chunk_size_line(data.len(), &mut size);
   let mut bufs = [
-    IoSlice::new(size.as_bytes()),
+    IoSlice::new(size),
     IoSlice::new(data),
     IoSlice::new(b"\r\n"),
   ];
   write_all(sock, ctl, &mut bufs, timeout).await
+}
+
+/// `<len in hex>\r\n`, the line that opens an HTTP chunk, written into `out` (no allocation).
+fn chunk_size_line(len: usize, out: &mut [u8; 18]) -> &[u8] {
+  const HEX: &[u8; 16] = b"0123456789abcdef";
+  let mut at = 16;
+  let mut n = len;
+  loop {
+    at -= 1;
+    out[at] = HEX[n & 0xf];
+    n >>= 4;
+    if n == 0 {
+      break;
+    }
+  }
+  out[16] = b'\r';
+  out[17] = b'\n';
+  &out[at..]
 }
 
 /// One connection while an SSE stream is served on it; back to hyper afterwards when it can.
@@ -221,6 +240,20 @@ async fn run(
           Err(e) => return Err(EndReason::from_io(&e)),
         }
       }
+    }
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::chunk_size_line;
+
+  #[test]
+  fn chunk_size_lines_are_lowercase_hex_with_crlf() {
+    let mut out = [0u8; 18];
+    for len in [0usize, 1, 9, 10, 15, 16, 255, 4096, 1 << 20, usize::MAX] {
+      let expected = format!("{len:x}\r\n");
+      assert_eq!(chunk_size_line(len, &mut out), expected.as_bytes(), "{len}");
     }
   }
 }
