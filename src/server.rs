@@ -1020,60 +1020,76 @@ impl TimedIo {
     }
   }
 
-  /// Records a dead peer (`ETIMEDOUT`) as the connection's end reason.
-  fn note(&self, e: &io::Error) {
-    if EndReason::from_io(e) == EndReason::Timeout {
-      self.ctl.set_reason(EndReason::Timeout);
-    }
-  }
-
-  fn on_pending<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
-    let Some(timeout) = self.timeout else {
-      return Poll::Pending;
-    };
-    let stall = self
-      .stall
-      .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-    if stall.as_mut().poll(cx).is_ready() {
-      self.ctl.set_reason(EndReason::Timeout);
-      return Poll::Ready(Err(io::Error::new(
-        io::ErrorKind::TimedOut,
-        "write timed out",
-      )));
-    }
-    Poll::Pending
-  }
-
   fn poll_write_with(
     &mut self,
     cx: &mut Context<'_>,
-    mut write: impl FnMut(&TcpStream) -> io::Result<usize>,
+    write: impl FnMut(&TcpStream) -> io::Result<usize>,
   ) -> Poll<io::Result<usize>> {
-    loop {
-      match self.inner.poll_write_ready(cx) {
-        Poll::Ready(Ok(())) => {}
-        Poll::Ready(Err(e)) => {
-          self.note(&e);
-          return Poll::Ready(Err(e));
-        }
-        Poll::Pending => {
-          self.ctl.set_blocked(true);
-          return self.on_pending(cx);
-        }
+    poll_write_timed(
+      &self.inner,
+      &self.ctl,
+      self.timeout,
+      &mut self.stall,
+      cx,
+      write,
+    )
+  }
+}
+
+/// Records a dead peer (`ETIMEDOUT`) as the connection's end reason.
+fn note_timeout(ctl: &ConnCtl, e: &io::Error) {
+  if EndReason::from_io(e) == EndReason::Timeout {
+    ctl.set_reason(EndReason::Timeout);
+  }
+}
+
+/// One write on `sock` under the write deadline, for hyper's socket ([`TimedIo`]) and the SSE
+/// writer alike: `write` is retried while the socket is writable; while it is not, the connection
+/// is marked blocked and `stall` (started at the first wait, cleared by progress) fails the write
+/// with `TimedOut` after `timeout` without progress. Timeouts, `ETIMEDOUT` included, are recorded
+/// as the connection's end reason.
+pub(crate) fn poll_write_timed(
+  sock: &TcpStream,
+  ctl: &ConnCtl,
+  timeout: Option<Duration>,
+  stall: &mut Option<Pin<Box<Sleep>>>,
+  cx: &mut Context<'_>,
+  mut write: impl FnMut(&TcpStream) -> io::Result<usize>,
+) -> Poll<io::Result<usize>> {
+  loop {
+    match sock.poll_write_ready(cx) {
+      Poll::Ready(Ok(())) => {}
+      Poll::Ready(Err(e)) => {
+        note_timeout(ctl, &e);
+        return Poll::Ready(Err(e));
       }
-      match write(&self.inner) {
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-        r => {
-          self.ctl.set_blocked(false);
-          self.stall = None;
-          if matches!(r, Ok(n) if n > 0) {
-            self.ctl.idle.note_activity();
-          }
-          if let Err(e) = &r {
-            self.note(e);
-          }
-          return Poll::Ready(r);
+      Poll::Pending => {
+        ctl.set_blocked(true);
+        let Some(timeout) = timeout else {
+          return Poll::Pending;
+        };
+        let stall = stall.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if stall.as_mut().poll(cx).is_ready() {
+          ctl.set_reason(EndReason::Timeout);
+          return Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "write timed out",
+          )));
         }
+        return Poll::Pending;
+      }
+    }
+    match write(sock) {
+      Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+      r => {
+        ctl.set_blocked(false);
+        *stall = None;
+        match &r {
+          Ok(n) if *n > 0 => ctl.idle.note_activity(),
+          Err(e) => note_timeout(ctl, e),
+          Ok(_) => {}
+        }
+        return Poll::Ready(r);
       }
     }
   }
@@ -1130,7 +1146,7 @@ impl AsyncRead for TimedIo {
         Ok(_) => return Poll::Ready(Ok(())),
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
         Err(e) => {
-          self.note(&e);
+          note_timeout(&self.ctl, &e);
           return Poll::Ready(Err(e));
         }
       }

@@ -30,8 +30,9 @@ pub enum After {
   Close,
 }
 
-/// Writes all of `bufs`. Fails with the end reason when the socket errors, makes no progress for
-/// `timeout`, or the connection is killed.
+/// Writes all of `bufs` under the write deadline (see [`crate::server::poll_write_timed`]). Fails
+/// with the end reason when the socket errors, makes no progress for `timeout`, or the
+/// connection is killed.
 async fn write_all(
   sock: &TcpStream,
   ctl: &ConnCtl,
@@ -39,30 +40,23 @@ async fn write_all(
   timeout: Option<Duration>,
 ) -> Result<(), EndReason> {
   let mut bufs = bufs;
+  let mut stall = None;
   while !bufs.is_empty() {
-    match sock.try_write_vectored(bufs) {
-      Ok(0) => return Err(EndReason::Client),
-      Ok(n) => {
-        ctl.set_blocked(false);
-        IoSlice::advance_slices(&mut bufs, n);
+    let written = std::future::poll_fn(|cx| {
+      if ctl.poll_killed(cx).is_ready() {
+        return Poll::Ready(None);
       }
-      Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-        ctl.set_blocked(true);
-        let ready = async {
-          match timeout {
-            Some(t) => tokio::time::timeout(t, sock.writable())
-              .await
-              .map_err(|_| EndReason::Timeout)?
-              .map_err(|e| EndReason::from_io(&e)),
-            None => sock.writable().await.map_err(|e| EndReason::from_io(&e)),
-          }
-        };
-        tokio::select! {
-          r = ready => r?,
-          _ = ctl.killed() => return Err(ctl.reason()),
-        }
-      }
-      Err(e) => return Err(EndReason::from_io(&e)),
+      crate::server::poll_write_timed(sock, ctl, timeout, &mut stall, cx, |s| {
+        s.try_write_vectored(bufs)
+      })
+      .map(Some)
+    })
+    .await;
+    match written {
+      None => return Err(ctl.reason()),
+      Some(Ok(0)) => return Err(EndReason::Client),
+      Some(Ok(n)) => IoSlice::advance_slices(&mut bufs, n),
+      Some(Err(e)) => return Err(EndReason::from_io(&e)),
     }
   }
   Ok(())
