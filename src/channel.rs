@@ -300,7 +300,9 @@ impl Channel {
       }
     }
     drop(st);
-    push_jobs([Job::Finish(ending)]);
+    if !ending.is_empty() {
+      push_jobs([Job::Finish(ending)]);
+    }
     ids
   }
 }

@@ -185,11 +185,11 @@ impl Registry {
     }
   }
 
-  /// The streams of all in-flight streamed responses (for the heartbeat task).
-  pub fn streams(&self) -> Vec<Arc<Stream>> {
+  /// The SSE streams of all in-flight responses (for the heartbeat task).
+  pub fn sse_streams(&self) -> Vec<Arc<Stream>> {
     lock(&self.entries)
       .values()
-      .filter_map(|e| e.stream.clone())
+      .filter_map(|e| e.stream.as_ref().filter(|s| s.sse).cloned())
       .collect()
   }
 }

@@ -535,6 +535,7 @@ impl Stream {
   }
 
   /// Bytes waiting for the socket.
+  #[cfg(test)]
   pub fn queued(&self) -> usize {
     lock(&self.state).buf.len()
   }

@@ -5,6 +5,7 @@
 //! per-request service that hands each request to JS once and waits for its response. It does not
 //! talk to Node directly: it reports through [`crate::request::JsEvents`].
 
+use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::pin::Pin;
@@ -340,10 +341,8 @@ async fn heartbeats(shared: Arc<Shared>, every: Duration) {
   loop {
     interval.tick().await;
     let now = tokio::time::Instant::now();
-    for stream in shared.registry.streams() {
-      if stream.sse {
-        stream.heartbeat_if_idle(every, now);
-      }
+    for stream in shared.registry.sse_streams() {
+      stream.heartbeat_if_idle(every, now);
     }
   }
 }
@@ -1094,8 +1093,6 @@ pub(crate) fn poll_write_timed(
     }
   }
 }
-
-use std::future::Future;
 
 impl AsyncRead for TimedIo {
   fn poll_read(
