@@ -636,7 +636,8 @@ fn simple(status: StatusCode, close: bool) -> Response<ResBody> {
   res
 }
 
-/// Reads the request body up to `limit` bytes. `Ok(None)` when it is over the limit.
+/// Reads the request body up to `limit` bytes into memory of its own. `Ok(None)` when it is over
+/// the limit.
 async fn read_body(mut body: Incoming, limit: u64) -> Result<Option<Bytes>, hyper::Error> {
   let mut buf = BytesMut::new();
   while let Some(frame) = body.frame().await {
@@ -645,7 +646,9 @@ async fn read_body(mut body: Incoming, limit: u64) -> Result<Option<Bytes>, hype
         return Ok(None);
       }
       if buf.is_empty() && body.is_end_stream() {
-        return Ok(Some(data));
+        // A copy: `data` is a slice of hyper's read buffer, which the request would otherwise
+        // keep whole (8 KiB or more) until JS releases it, e.g. for a streamed response's life.
+        return Ok(Some(Bytes::copy_from_slice(&data)));
       }
       buf.extend_from_slice(&data);
     }
