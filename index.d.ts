@@ -79,6 +79,8 @@ export interface Route {
   options: UserRouteOptions;
   streaming: StreamingOptions;
   max_body_length: number;
+  /** The route's own response high-water mark (`streaming.writable.highWaterMark`); 0: the server's. */
+  hwm: number;
   path: string;
 }
 

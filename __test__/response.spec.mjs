@@ -14,6 +14,7 @@ import {
   until,
   recordEvents,
   checkInvariants,
+  lib,
 } from './helpers.mjs';
 
 afterEach(cleanup);
@@ -232,6 +233,40 @@ test('a 9-byte write returns true, a 20,000-byte write returns false, and drain 
   assert.equal(drained, true);
   assert.equal(res.body.length, 9 + 20000 + 1);
   assert.equal(res.text, '123456789' + 'b'.repeat(20000) + '!');
+});
+
+test("a route's streaming.writable.highWaterMark replaces the server's: false above it, then drain", T, async () => {
+  const seen = {};
+  const { port } = await startServer((app) => {
+    app.get('/small', { streaming: { writable: { highWaterMark: 100 } } }, async (req, r) => {
+      seen.small = { hwm: r.writableHighWaterMark, first: r.write('x'.repeat(60)), second: r.write('y'.repeat(60)) };
+      await waitFor(r, 'drain', 3000);
+      seen.small.drained = true;
+      r.end('!');
+    });
+    app.get('/default', (req, r) => {
+      seen.def = { hwm: r.writableHighWaterMark, first: r.write('x'.repeat(60)), second: r.write('y'.repeat(60)) };
+      r.end('!');
+    });
+  });
+  const small = await request(port, { path: '/small' });
+  const def = await request(port, { path: '/default' });
+  assert.deepEqual(seen.small, { hwm: 100, first: true, second: false, drained: true });
+  assert.deepEqual(seen.def, { hwm: 16384, first: true, second: true });
+  assert.equal(small.text, 'x'.repeat(60) + 'y'.repeat(60) + '!');
+  assert.equal(def.text, 'x'.repeat(60) + 'y'.repeat(60) + '!');
+});
+
+test('an invalid route streaming.writable.highWaterMark is a RangeError at registration', T, async () => {
+  const { Server } = lib();
+  const app = new Server();
+  for (const bad of [0, -5, 1.5, '100', NaN]) {
+    assert.throws(
+      () => app.get(`/r${String(bad)}`, { streaming: { writable: { highWaterMark: bad } } }, () => {}),
+      (err) => err instanceof RangeError && /streaming\.writable\.highWaterMark/.test(err.message),
+      `highWaterMark ${String(bad)}`,
+    );
+  }
 });
 
 test('writing 2 MB in 16 KB pieces while honouring drain delivers every byte in order', T, async () => {

@@ -346,7 +346,7 @@ class Response {
     if (this.completed || this.initiated || this._sending) return false;
     this.initiated = true;
     if (sse) this._flags |= SSE_MODE;
-    const ok = this._native.resHead(this._id, this._status, this._reason(), this._header_list(), sse);
+    const ok = this._native.resHead(this._id, this._status, this._reason(), this._header_list(), sse, this.route.hwm);
     touch();
     if (!ok) {
       this._gone();
@@ -361,7 +361,7 @@ class Response {
    */
   _queued(n) {
     if (n < 0) return false;
-    if (n >= this.route.app._hwm) {
+    if (n >= (this.route.hwm || this.route.app._hwm)) {
       this._flags |= NEED_DRAIN;
       return false;
     }
@@ -972,9 +972,9 @@ class Response {
     return (this._flags & NEED_DRAIN) !== 0;
   }
 
-  /** Writable compatibility: the server's high-water mark. */
+  /** Writable compatibility: the route's high-water mark (`streaming.writable.highWaterMark`), else the server's. */
   get writableHighWaterMark() {
-    return this.route.app._hwm;
+    return this.route.hwm || this.route.app._hwm;
   }
 
   /** Writable compatibility. */

@@ -259,6 +259,17 @@ class Server extends Router {
       throw new RangeError(`hyper-sse: route option max_body_length must be a non-negative integer [${pattern}]`);
     }
     const upper = method === 'del' ? 'DELETE' : method.toUpperCase();
+    // The route's own response high-water mark (`streaming.writable.highWaterMark`); 0: the server's.
+    const writable = options.streaming && options.streaming.writable;
+    let hwm = 0;
+    if (writable && writable.highWaterMark !== undefined) {
+      hwm = writable.highWaterMark;
+      if (!Number.isSafeInteger(hwm) || hwm < 1) {
+        throw new RangeError(
+          `hyper-sse: route option streaming.writable.highWaterMark must be a positive integer, got ${String(hwm)} [${pattern}]`
+        );
+      }
+    }
     const route = {
       id: this._next_id++,
       app: this,
@@ -268,6 +279,7 @@ class Server extends Router {
       options,
       streaming: options.streaming || this._options.streaming || {},
       max_body_length: max || 0,
+      hwm,
       param_names: paramNames(pattern),
       path: pattern.includes('*') || pattern.includes(':') ? '' : pattern,
       chain: null,

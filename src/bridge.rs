@@ -404,7 +404,8 @@ impl NativeServer {
     )
   }
 
-  /// Starts a streamed (chunked) response; `sse` enables heartbeats.
+  /// Starts a streamed (chunked) response; `sse` enables heartbeats. `highWaterMark` (bytes,
+  /// a route's own) replaces the server's; absent, 0 or not finite: the server's.
   #[napi(catch_unwind)]
   pub fn res_head(
     &self,
@@ -413,10 +414,20 @@ impl NativeServer {
     reason: Option<String>,
     headers: Option<Vec<String>>,
     sse: bool,
+    high_water_mark: Option<f64>,
   ) -> Result<bool> {
     let headers = headers.unwrap_or_default();
     let head = head_of(status, reason.as_deref(), &headers);
-    Ok(self.server.shared.start_stream(id_of(id), &head, sse)? == Outcome::Done)
+    let hwm = high_water_mark
+      .filter(|v| v.is_finite() && *v >= 1.0)
+      .map(|v| v as usize);
+    Ok(
+      self
+        .server
+        .shared
+        .start_stream(id_of(id), &head, sse, hwm)?
+        == Outcome::Done,
+    )
   }
 
   /// Queues a chunk; returns the bytes queued, or -1 if the stream is gone.

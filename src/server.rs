@@ -917,9 +917,15 @@ impl Shared {
   ///
   /// # Errors
   /// [`Error::InvalidArg`] for an invalid status or header.
-  pub fn start_stream(&self, id: u64, head: &Head<'_>, sse: bool) -> Result<Outcome, Error> {
+  pub fn start_stream(
+    &self,
+    id: u64,
+    head: &Head<'_>,
+    sse: bool,
+    high_water_mark: Option<usize>,
+  ) -> Result<Outcome, Error> {
     let limits = StreamLimits {
-      high_water_mark: self.cfg.high_water_mark,
+      high_water_mark: high_water_mark.unwrap_or(self.cfg.high_water_mark),
       max_queued: self.cfg.max_queued_bytes,
       write_timeout: self.cfg.write_timeout,
     };
