@@ -311,3 +311,35 @@ test('a readable that errors in the middle of res.stream() ends the response wit
   await client.waitUntil((c) => c.closed || c.text.endsWith('0\r\n\r\n'), 3000, 'the client to see the end');
   await assertUp(port);
 });
+
+// The plain Node-API functions behind send(), write() and sse.send() (src/fast.rs): wrong
+// argument types are a TypeError, a bad header an Error, an unknown id a plain result; nothing
+// crashes and nothing is sent.
+test('the native resEnd/resWrite/sseSend functions reject bad arguments with clear errors', T, async () => {
+  const { port, app } = await withPing();
+  const fast = app._fast;
+  const typeError = (fn, re) =>
+    assert.throws(fn, (err) => err instanceof TypeError && err.code === 'ERR_INVALID_ARG_TYPE' && re.test(err.message));
+  typeError(() => fast.resEnd(1, 200, 5, null, null), /reason must be a string/);
+  typeError(() => fast.resEnd(1, 200, null, ['a', 1], null), /headers must be an array of strings/);
+  typeError(() => fast.resEnd(1, 200, null, 'x', null), /headers must be an array of strings/);
+  typeError(() => fast.resEnd(1, 200, null, null, {}), /body must be a Buffer or a string/);
+  typeError(() => fast.resWrite(1, 42), /chunk must be a Buffer or a string/);
+  typeError(() => fast.resWrite(1, [1, 2]), /chunk must be a Buffer or a string/);
+  typeError(() => fast.sseSend(1, 7, null, 'x'), /id must be a string/);
+  typeError(() => fast.sseSend(1, null, null, null), /data must be a string/);
+  assert.throws(
+    () => fast.resEnd(1, 200, null, ['bad name', 'v'], null),
+    (err) => !(err instanceof TypeError) && err instanceof Error && err.code === 'InvalidArg' && /header/i.test(err.message),
+  );
+  // Unknown ids (never issued): nothing to answer.
+  assert.equal(fast.resEnd(2 ** 40, 200, null, null, 'x'), false);
+  assert.equal(fast.resWrite(2 ** 40, 'x'), -1);
+  assert.equal(fast.resWrite(2 ** 40, Buffer.from('x')), -1);
+  assert.equal(fast.sseSend(2 ** 40, null, null, 'x'), -1);
+  // Invalid SSE fields are reported before the id is looked up (nothing written either way).
+  assert.equal(fast.sseSend(2 ** 40, null, 'a\nb', 'x'), -2);
+  assert.equal(fast.sseSend(2 ** 40, 'a\0b', null, 'x'), -3);
+  assert.throws(() => app._native.nativeFn('nope'), /no native function nope/);
+  await assertUp(port);
+});

@@ -509,7 +509,7 @@ class Response {
     const body = toBody(chunk, encoding);
     let ok = true;
     if (body !== null && body.length !== 0) {
-      const n = this._native.resWrite(this._id, body);
+      const n = this.route.app._fast.resWrite(this._id, body);
       touch();
       if (n < 0) {
         if (typeof callback === 'function') process.nextTick(callback, writeAfterEnd());
@@ -538,7 +538,7 @@ class Response {
       this._prepare();
       if (this.completed) return this;
       this.initiated = true;
-      const ok = this._native.resEnd(this._id, this._status, this._reason(), this._header_list(), toBody(body));
+      const ok = this.route.app._fast.resEnd(this._id, this._status, this._reason(), this._header_list(), toBody(body));
       touch();
       if (!ok) return this._gone(), this;
     } else {

@@ -99,7 +99,7 @@ class SSEventStream {
       checkFields(id, event);
       if (!res._start(true)) return false;
     }
-    const n = res._native.sseSend(res._id, id, event, data);
+    const n = res.route.app._fast.sseSend(res._id, id, event, data);
     touch();
     return result(res, n);
   }

@@ -227,6 +227,8 @@ class Server extends Router {
     /** @private */ this._not_found = null;
     /** @private */ this._native = null;
     /** @private */ this._release = null;
+    /** @private resEnd, resWrite, sseSend of the native server without napi-rs's per-call cost */
+    this._fast = null;
     /** @private */ this._socket = null;
     /** @private */ this._port = -1;
     /** @private */ this._open = 0;
@@ -446,6 +448,13 @@ class Server extends Router {
           (id, routeId, method, url, params) => this._on_request(id, routeId, method, url, params),
           onEvents
         );
+        // The per-response and per-message calls as plain Node-API functions (src/fast.rs):
+        // about 450 ns less per call than the NativeServer methods they stand in for.
+        this._fast = {
+          resEnd: this._native.nativeFn('resEnd'),
+          resWrite: this._native.nativeFn('resWrite'),
+          sseSend: this._native.nativeFn('sseSend'),
+        };
         this._release = { native: this._native, ids: [], queued: false };
         setFlusher(this._native);
         this._native.setRoutes(

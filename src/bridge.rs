@@ -1,4 +1,4 @@
-//! The only module that uses napi: the `NativeServer` and `NativeChannel` classes JS calls, and the
+//! The napi-rs side of the addon (`src/fast.rs` has the few plain Node-API functions): the `NativeServer` and `NativeChannel` classes JS calls, and the
 //! threadsafe functions Rust calls JS through.
 //!
 //! Every export is wrapped in `catch_unwind` (a panic must never cross into Node) and turns
@@ -176,7 +176,7 @@ pub struct NativeRoute {
   pub max_body_length: Option<f64>,
 }
 
-fn head_of<'a>(status: u32, reason: Option<&'a str>, headers: &'a [String]) -> Head<'a> {
+pub(crate) fn head_of<'a>(status: u32, reason: Option<&'a str>, headers: &'a [String]) -> Head<'a> {
   Head {
     status: status.min(u32::from(u16::MAX)) as u16,
     reason,
@@ -189,7 +189,7 @@ fn dispatch_args(d: Dispatch) -> DispatchArgs {
 }
 
 /// A JS number as an id or count: negative, NaN and infinite values are 0.
-fn id_of(id: f64) -> u64 {
+pub(crate) fn id_of(id: f64) -> u64 {
   if id.is_finite() && id >= 0.0 {
     id as u64
   } else {
@@ -290,6 +290,13 @@ impl NativeServer {
   #[napi(catch_unwind)]
   pub fn flush(&self) -> u32 {
     crate::response::flush_deferred(&self.server.shared.pump) as u32
+  }
+
+  /// A plain Node-API function standing in for one of this class's per-response methods
+  /// (`resEnd`), without napi-rs's per-call overhead (see `src/fast.rs`).
+  #[napi(catch_unwind)]
+  pub fn native_fn(&self, env: Env, name: String) -> Result<crate::fast::RawValue> {
+    crate::fast::make(env.raw(), &self.server.shared, &name)
   }
 
   /// Replaces the route table.
@@ -507,7 +514,7 @@ fn as_bytes(chunk: &Either<Buffer, String>) -> &[u8] {
   }
 }
 
-fn field_code(e: FieldError) -> i64 {
+pub(crate) fn field_code(e: FieldError) -> i64 {
   match e {
     FieldError::Event => -2,
     FieldError::Id => -3,

@@ -13,12 +13,15 @@
 //! - `channel`  fan-out channels with history and replay
 //! - `timer`    the coarse clock, hyper's header-read timeout, idle keep-alive parking and close
 //! - `error`    the crate's error type
-//! - `bridge`   the napi classes and threadsafe functions (the only module that uses napi)
+//! - `bridge`   the napi classes and threadsafe functions
+//! - `fast`     plain Node-API functions for the per-response calls (no napi-rs per-call cost)
 
 #[cfg(feature = "node")]
 mod bridge;
 pub mod channel;
 pub mod error;
+#[cfg(feature = "node")]
+mod fast;
 pub mod request;
 pub mod response;
 pub mod routing;
