@@ -1160,13 +1160,59 @@ impl AsyncRead for TimedIo {
   }
 }
 
+/// Up to this many bytes in several slices are copied together and sent with one `send`.
+const SEND_COPY_MAX: usize = 4096;
+
+/// A peer gone must be an `EPIPE` error, never a `SIGPIPE` (Node ignores the signal anyway).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const SEND_FLAGS: libc::c_int = 0;
+
+/// Writes `bufs` to the socket (non-blocking, readiness cleared on `WouldBlock` as tokio's
+/// `try_write` does) with `send`/`sendmsg` rather than `write`/`writev`: a socket call skips the
+/// file layer. Measured per hello-world response here (perf, kernel time per request), `writev`
+/// cost about 290 ns more than `send` (`vfs_writev`, `import_iovec`, `rw_verify_area`, ...).
+/// Small writes in several slices (hyper's head and body) are first copied into one buffer.
+pub(crate) fn sock_send(sock: &TcpStream, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+  let mut nonempty = bufs.iter().filter(|b| !b.is_empty());
+  let (first, second) = (nonempty.next(), nonempty.next());
+  let raw = socket2::SockRef::from(sock);
+  match (first, second) {
+    (None, _) => Ok(0),
+    (Some(one), None) => sock.try_io(Interest::WRITABLE, || raw.send_with_flags(one, SEND_FLAGS)),
+    _ => {
+      let total: usize = bufs.iter().map(|b| b.len()).sum();
+      if total <= SEND_COPY_MAX {
+        thread_local! {
+          static JOINED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        JOINED.with(|cell| {
+          let mut joined = cell.borrow_mut();
+          joined.clear();
+          for b in bufs {
+            joined.extend_from_slice(b);
+          }
+          sock.try_io(Interest::WRITABLE, || {
+            raw.send_with_flags(&joined, SEND_FLAGS)
+          })
+        })
+      } else {
+        sock.try_io(Interest::WRITABLE, || {
+          raw.send_vectored_with_flags(bufs, SEND_FLAGS)
+        })
+      }
+    }
+  }
+}
+
 impl AsyncWrite for TimedIo {
   fn poll_write(
     mut self: Pin<&mut Self>,
     cx: &mut Context<'_>,
     buf: &[u8],
   ) -> Poll<io::Result<usize>> {
-    self.poll_write_with(cx, |s| s.try_write(buf))
+    self.poll_write_with(cx, |s| sock_send(s, &[io::IoSlice::new(buf)]))
   }
 
   fn poll_write_vectored(
@@ -1174,7 +1220,7 @@ impl AsyncWrite for TimedIo {
     cx: &mut Context<'_>,
     bufs: &[io::IoSlice<'_>],
   ) -> Poll<io::Result<usize>> {
-    self.poll_write_with(cx, |s| s.try_write_vectored(bufs))
+    self.poll_write_with(cx, |s| sock_send(s, bufs))
   }
 
   fn is_write_vectored(&self) -> bool {
@@ -1188,5 +1234,60 @@ impl AsyncWrite for TimedIo {
   fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
     // The socket is shared with the connection task; it closes when the last owner drops it.
     Poll::Ready(Ok(()))
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+  use tokio::io::AsyncReadExt;
+
+  /// Sends `bufs` completely: the first call gets the slices as given (the path under test),
+  /// later calls what is left as one slice, as hyper re-slices after a partial write.
+  async fn send_all(sock: &TcpStream, bufs: &[&[u8]]) {
+    let mut rest: Vec<u8> = bufs.concat();
+    let mut first: Option<Vec<io::IoSlice<'_>>> =
+      Some(bufs.iter().map(|b| io::IoSlice::new(b)).collect());
+    while first.is_some() || !rest.is_empty() {
+      sock.writable().await.unwrap();
+      let r = match &first {
+        Some(slices) => sock_send(sock, slices),
+        None => sock_send(sock, &[io::IoSlice::new(&rest)]),
+      };
+      match r {
+        Ok(n) => {
+          first = None;
+          rest.drain(..n);
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        Err(e) => panic!("{e}"),
+      }
+    }
+  }
+
+  #[tokio::test]
+  async fn sock_send_keeps_every_byte_in_order_for_each_path() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = TcpStream::connect(addr).await.unwrap();
+    let (server, _) = listener.accept().await.unwrap();
+    let big = vec![b'b'; 3 * SEND_COPY_MAX];
+    let cases: Vec<Vec<&[u8]>> = vec![
+      vec![],                                           // nothing: 0 bytes
+      vec![b"", b"one", b""],                           // one non-empty slice: plain send
+      vec![b"HTTP/1.1 200 OK\r\n\r\n", b"Hello", b"!"], // small: joined, one send
+      vec![b"head ", &big, b" tail"],                   // large: sendmsg
+    ];
+    let mut expected = Vec::new();
+    for bufs in &cases {
+      send_all(&server, bufs).await;
+      expected.extend(bufs.concat());
+    }
+    drop(server);
+    let mut got = Vec::new();
+    let mut client = client;
+    client.read_to_end(&mut got).await.unwrap();
+    assert_eq!(got.len(), expected.len());
+    assert!(got == expected, "bytes differ");
   }
 }

@@ -47,7 +47,7 @@ async fn write_all(
         return Poll::Ready(None);
       }
       crate::server::poll_write_timed(sock, ctl, timeout, &mut stall, cx, |s| {
-        s.try_write_vectored(bufs)
+        crate::server::sock_send(s, bufs)
       })
       .map(Some)
     })
