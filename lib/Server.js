@@ -227,7 +227,7 @@ class Server extends Router {
     /** @private */ this._not_found = null;
     /** @private */ this._native = null;
     /** @private */ this._release = null;
-    /** @private resEnd, resWrite, sseSend of the native server without napi-rs's per-call cost */
+    /** @private resEnd, resWrite, sseSend, reqHeaderText of the native server, without napi-rs's per-call cost */
     this._fast = null;
     /** @private */ this._socket = null;
     /** @private */ this._port = -1;
@@ -454,6 +454,7 @@ class Server extends Router {
           resEnd: this._native.nativeFn('resEnd'),
           resWrite: this._native.nativeFn('resWrite'),
           sseSend: this._native.nativeFn('sseSend'),
+          reqHeaderText: this._native.nativeFn('reqHeaderText'),
         };
         this._release = { native: this._native, ids: [], queued: false };
         setFlusher(this._native);

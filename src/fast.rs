@@ -308,6 +308,31 @@ fn sse_send(shared: &Shared, a: &Args) -> Result<sys::napi_value, Throw> {
   Ok(number(a.env, n))
 }
 
+/// `reqHeaderText(id) → string`: the request's headers as one string, `name\0value\0` for each
+/// header in wire order (names lowercase; a NUL inside a value was made a space); `''` for an
+/// unknown id. One string instead of an array of 2n strings made one by one.
+fn req_header_text(shared: &Shared, a: &Args) -> Result<sys::napi_value, Throw> {
+  let id = crate::bridge::id_of(a.number(0));
+  let mut v = ptr::null_mut();
+  let made = shared.registry.with(id, |e| {
+    let text = e.headers.as_str();
+    // SAFETY: creates a string in this callback's env from `text.len()` bytes of valid UTF-8.
+    unsafe {
+      sys::napi_create_string_utf8(
+        a.env,
+        text.as_ptr() as *const c_char,
+        text.len() as isize,
+        &mut v,
+      )
+    }
+  });
+  if made != Some(sys::Status::napi_ok) {
+    // SAFETY: as above, an empty string.
+    unsafe { sys::napi_create_string_utf8(a.env, c"".as_ptr(), 0, &mut v) };
+  }
+  Ok(v)
+}
+
 /// Runs `call` for a callback: arguments read, panics caught, errors thrown.
 ///
 /// # Safety
@@ -380,6 +405,14 @@ unsafe extern "C" fn sse_send_cb(
   unsafe { run(env, info, sse_send) }
 }
 
+unsafe extern "C" fn req_header_text_cb(
+  env: sys::napi_env,
+  info: sys::napi_callback_info,
+) -> sys::napi_value {
+  // SAFETY: called by Node for a function made by `make`.
+  unsafe { run(env, info, req_header_text) }
+}
+
 unsafe extern "C" fn finalize(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
   if !data.is_null() {
     // SAFETY: the strong count `make` leaked for this function.
@@ -387,7 +420,7 @@ unsafe extern "C" fn finalize(_env: sys::napi_env, data: *mut c_void, _hint: *mu
   }
 }
 
-/// Makes the plain function `name` (`resEnd`, `resWrite`, `sseSend`) for `shared`.
+/// Makes the plain function `name` (`resEnd`, `resWrite`, `sseSend`, `reqHeaderText`) for `shared`.
 ///
 /// # Errors
 /// When Node-API fails or the name is unknown.
@@ -397,6 +430,7 @@ pub fn make(env: sys::napi_env, shared: &Arc<Shared>, name: &str) -> napi::Resul
       "resEnd" => res_end_cb,
       "resWrite" => res_write_cb,
       "sseSend" => sse_send_cb,
+      "reqHeaderText" => req_header_text_cb,
       _ => {
         return Err(napi::Error::new(
           napi::Status::InvalidArg,

@@ -63,6 +63,11 @@ impl HeaderBlob {
     HeaderBlob(s.into_boxed_str())
   }
 
+  /// `name\0value\0` for each header, in wire order.
+  pub fn as_str(&self) -> &str {
+    &self.0
+  }
+
   /// Flat `[name, value, name, value, ...]`.
   pub fn to_vec(&self) -> Vec<String> {
     let mut parts: Vec<String> = self.0.split('\0').map(str::to_string).collect();
