@@ -320,6 +320,11 @@ test('the native resEnd/resWrite/sseSend/reqHeaderText functions reject bad argu
   const fast = app._fast;
   const typeError = (fn, re) =>
     assert.throws(fn, (err) => err instanceof TypeError && err.code === 'ERR_INVALID_ARG_TYPE' && re.test(err.message));
+  typeError(() => fast.resEnd('1', 200, null, null, null), /id must be a number/);
+  typeError(() => fast.resEnd(1, undefined, null, null, null), /status must be a number/);
+  typeError(() => fast.resWrite(1n, 'x'), /id must be a number/);
+  typeError(() => fast.sseSend(undefined, null, null, 'x'), /id must be a number/);
+  typeError(() => fast.reqHeaderText(null), /id must be a number/);
   typeError(() => fast.resEnd(1, 200, 5, null, null), /reason must be a string/);
   typeError(() => fast.resEnd(1, 200, null, ['a', 1], null), /headers must be an array of strings/);
   typeError(() => fast.resEnd(1, 200, null, 'x', null), /headers must be an array of strings/);

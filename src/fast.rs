@@ -5,8 +5,10 @@
 //! from JS, `resEnd` for an unknown id took 750 ns. These functions are made with
 //! `napi_create_function` instead: their data pointer holds the server's [`Shared`] (one strong
 //! count, dropped when the function is garbage-collected), and they read their arguments with a few
-//! Node-API calls. Same arguments, results and errors as the `NativeServer` methods they stand
-//! in for (`docs/NATIVE.md`), and like every export they never let a panic reach Node.
+//! Node-API calls. Same arguments and results as the `NativeServer` methods they stand in for
+//! (`docs/NATIVE.md`); a wrong argument type is a `TypeError` (`ERR_INVALID_ARG_TYPE`) where
+//! napi-rs threw an `Error` (`NumberExpected`, `StringExpected`, ...). Like every export they
+//! never let a panic reach Node.
 
 use std::ffi::{c_char, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -73,14 +75,15 @@ impl Args {
     t
   }
 
-  /// A number argument (a non-number is NaN).
-  fn number(&self, i: usize) -> f64 {
-    let mut n = f64::NAN;
-    if self.type_of(i) == sys::ValueType::napi_number {
-      // SAFETY: a number value of this callback's env.
-      unsafe { sys::napi_get_value_double(self.env, self.get(i), &mut n) };
+  /// A number argument; anything else is a `TypeError`.
+  fn number(&self, i: usize, what: &str) -> Result<f64, Throw> {
+    if self.type_of(i) != sys::ValueType::napi_number {
+      return Err(type_error(what, "a number"));
     }
-    n
+    let mut n = f64::NAN;
+    // SAFETY: a number value of this callback's env.
+    unsafe { sys::napi_get_value_double(self.env, self.get(i), &mut n) };
+    Ok(n)
   }
 
   /// A string argument, or `None` for `null`/`undefined`; anything else is a `TypeError`.
@@ -92,7 +95,8 @@ impl Args {
     }
   }
 
-  /// An array of strings, or `None` for `null`/`undefined`.
+  /// An array of strings, or `None` for `null`/`undefined`. Reading an element may run JS (a
+  /// getter): callers read such arguments before borrowing a `Buffer` or the scratch buffer.
   fn opt_strings(&self, i: usize, what: &str) -> Result<Option<Vec<String>>, Throw> {
     match self.type_of(i) {
       sys::ValueType::napi_undefined | sys::ValueType::napi_null => return Ok(None),
@@ -173,8 +177,11 @@ fn read_string(env: sys::napi_env, v: sys::napi_value) -> Result<String, Throw> 
   String::from_utf8(buf).map_err(|_| Throw("cannot read a string argument".into(), FAILURE))
 }
 
+/// The scratch buffer keeps at most this much capacity between calls.
+const SCRATCH_KEEP: usize = 64 * 1024;
+
 /// Reads a JS string into this thread's scratch buffer and passes it to `f` (no allocation once
-/// the buffer has grown to the longest string seen).
+/// the buffer has grown to the longest string seen, up to [`SCRATCH_KEEP`]).
 fn with_str<R>(
   env: sys::napi_env,
   v: sys::napi_value,
@@ -183,20 +190,29 @@ fn with_str<R>(
   thread_local! {
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
   }
-  SCRATCH.with(|cell| {
-    // Re-entry cannot happen (no JS runs while `f` does); should it, read into a new buffer.
-    let mut own = Vec::new();
-    let mut guard = cell.try_borrow_mut().ok();
-    let buf = match guard.as_deref_mut() {
-      Some(b) => b,
-      None => &mut own,
-    };
+  let run = |buf: &mut Vec<u8>| {
     read_utf8_into(env, v, buf)?;
     // Node-API writes valid UTF-8.
     let s = std::str::from_utf8(buf)
       .map_err(|_| Throw("cannot read a string argument".into(), FAILURE))?;
     Ok(f(s))
-  })
+  };
+  // Re-entry cannot happen (no JS runs while `f` does) and the thread-local exists outside its
+  // teardown; either way, a buffer of this call's own is used instead.
+  let mut f = Some(run);
+  let shared = SCRATCH.try_with(|cell| {
+    let mut buf = cell.try_borrow_mut().ok()?;
+    let out = (f.take()?)(&mut buf);
+    if buf.capacity() > SCRATCH_KEEP {
+      *buf = Vec::new();
+    }
+    Some(out)
+  });
+  match (shared, f) {
+    (Ok(Some(out)), _) => out,
+    (_, Some(run)) => run(&mut Vec::new()),
+    (_, None) => Err(Throw("cannot read a string argument".into(), FAILURE)),
+  }
 }
 
 /// Reads a JS string as UTF-8 into `buf` (replacing its contents).
@@ -244,8 +260,8 @@ fn boolean(env: sys::napi_env, b: bool) -> sys::napi_value {
 
 /// `resEnd(id, status, reason, headers, body) → boolean`.
 fn res_end(shared: &Shared, a: &Args) -> Result<sys::napi_value, Throw> {
-  let id = crate::bridge::id_of(a.number(0));
-  let status = a.number(1);
+  let id = crate::bridge::id_of(a.number(0, "id")?);
+  let status = a.number(1, "status")?;
   let reason = a.opt_string(2, "reason")?;
   let headers = a.opt_strings(3, "headers")?.unwrap_or_default();
   let body = a.opt_body(4, "body")?;
@@ -274,7 +290,7 @@ fn write(shared: &Shared, id: f64, fill: impl FnOnce(&mut bytes::BytesMut)) -> i
 
 /// `resWrite(id, chunk) → number`: bytes queued, or -1 when the stream is gone.
 fn res_write(shared: &Shared, a: &Args) -> Result<sys::napi_value, Throw> {
-  let id = a.number(0);
+  let id = a.number(0, "id")?;
   let n = match a.type_of(1) {
     sys::ValueType::napi_string => with_str(a.env, a.get(1), |s| {
       write(shared, id, |b| b.extend_from_slice(s.as_bytes()))
@@ -290,7 +306,7 @@ fn res_write(shared: &Shared, a: &Args) -> Result<sys::napi_value, Throw> {
 /// `sseSend(id, sseId, event, data) → number`: bytes queued, -1 when gone, -2/-3 for an invalid
 /// event/id (nothing written then).
 fn sse_send(shared: &Shared, a: &Args) -> Result<sys::napi_value, Throw> {
-  let id = a.number(0);
+  let id = a.number(0, "id")?;
   let sse_id = a.opt_string(1, "id")?;
   let event = a.opt_string(2, "event")?;
   if a.type_of(3) != sys::ValueType::napi_string {
@@ -312,23 +328,23 @@ fn sse_send(shared: &Shared, a: &Args) -> Result<sys::napi_value, Throw> {
 /// header in wire order (names lowercase; a NUL inside a value was made a space); `''` for an
 /// unknown id. One string instead of an array of 2n strings made one by one.
 fn req_header_text(shared: &Shared, a: &Args) -> Result<sys::napi_value, Throw> {
-  let id = crate::bridge::id_of(a.number(0));
+  let id = crate::bridge::id_of(a.number(0, "id")?);
+  // Copied out first: making a JS string can run V8's garbage collector, and the registry's lock
+  // must not be held meanwhile (the runtime threads take it for every request).
+  let text: Option<Box<str>> = shared.registry.with(id, |e| e.headers.as_str().into());
+  let text = text.as_deref().unwrap_or("");
   let mut v = ptr::null_mut();
-  let made = shared.registry.with(id, |e| {
-    let text = e.headers.as_str();
-    // SAFETY: creates a string in this callback's env from `text.len()` bytes of valid UTF-8.
-    unsafe {
-      sys::napi_create_string_utf8(
-        a.env,
-        text.as_ptr() as *const c_char,
-        text.len() as isize,
-        &mut v,
-      )
-    }
-  });
-  if made != Some(sys::Status::napi_ok) {
-    // SAFETY: as above, an empty string.
-    unsafe { sys::napi_create_string_utf8(a.env, c"".as_ptr(), 0, &mut v) };
+  // SAFETY: creates a string in this callback's env from `text.len()` bytes of valid UTF-8.
+  let status = unsafe {
+    sys::napi_create_string_utf8(
+      a.env,
+      text.as_ptr() as *const c_char,
+      text.len() as isize,
+      &mut v,
+    )
+  };
+  if status != sys::Status::napi_ok {
+    return Err(Throw("cannot make the headers string".into(), FAILURE));
   }
   Ok(v)
 }
@@ -356,6 +372,8 @@ unsafe fn run(env: sys::napi_env, info: sys::napi_callback_info, call: Call) -> 
       &mut data,
     )
   } == sys::Status::napi_ok;
+  // Node reports how many arguments were passed, more than the slots if so: only these are read.
+  args.argc = args.argc.min(args.argv.len());
   let result = if !ok || data.is_null() {
     Err(Throw("hyper-sse: invalid native call".into(), FAILURE))
   } else {
@@ -440,7 +458,9 @@ pub fn make(env: sys::napi_env, shared: &Arc<Shared>, name: &str) -> napi::Resul
     };
   let data = Arc::into_raw(shared.clone()) as *mut c_void;
   let mut f = ptr::null_mut();
-  // SAFETY: env is the current callback's; on failure the leaked count is taken back.
+  // SAFETY: env is the current callback's. On failure the count is leaked rather than taken
+  // back: a function made without its finalizer is never returned, and a finalizer registered
+  // before a failure reported afterwards would drop it once more.
   unsafe {
     let status = sys::napi_create_function(
       env,
@@ -460,7 +480,6 @@ pub fn make(env: sys::napi_env, shared: &Arc<Shared>, name: &str) -> napi::Resul
         ptr::null_mut(),
       ) != sys::Status::napi_ok
     {
-      drop(Arc::from_raw(data as *const Shared));
       return Err(napi::Error::from_reason(
         "hyper-sse: cannot create a native function",
       ));

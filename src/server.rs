@@ -1175,6 +1175,8 @@ const SEND_FLAGS: libc::c_int = 0;
 /// cost about 290 ns more than `send` (`vfs_writev`, `import_iovec`, `rw_verify_area`, ...).
 /// Small writes in several slices (hyper's head and body) are first copied into one buffer.
 pub(crate) fn sock_send(sock: &TcpStream, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+  // At most IOV_MAX slices per call, as std's `writev` does (callers pass a few).
+  let bufs = &bufs[..bufs.len().min(1024)];
   let mut nonempty = bufs.iter().filter(|b| !b.is_empty());
   let (first, second) = (nonempty.next(), nonempty.next());
   let raw = socket2::SockRef::from(sock);
@@ -1183,25 +1185,29 @@ pub(crate) fn sock_send(sock: &TcpStream, bufs: &[io::IoSlice<'_>]) -> io::Resul
     (Some(one), None) => sock.try_io(Interest::WRITABLE, || raw.send_with_flags(one, SEND_FLAGS)),
     _ => {
       let total: usize = bufs.iter().map(|b| b.len()).sum();
-      if total <= SEND_COPY_MAX {
-        thread_local! {
-          static JOINED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-        }
-        JOINED.with(|cell| {
-          let mut joined = cell.borrow_mut();
-          joined.clear();
-          for b in bufs {
-            joined.extend_from_slice(b);
-          }
-          sock.try_io(Interest::WRITABLE, || {
-            raw.send_with_flags(&joined, SEND_FLAGS)
-          })
-        })
-      } else {
-        sock.try_io(Interest::WRITABLE, || {
+      if total > SEND_COPY_MAX {
+        return sock.try_io(Interest::WRITABLE, || {
           raw.send_vectored_with_flags(bufs, SEND_FLAGS)
-        })
+        });
       }
+      thread_local! {
+        static JOINED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+      }
+      let send_joined = |joined: &mut Vec<u8>| {
+        joined.clear();
+        for b in bufs {
+          joined.extend_from_slice(b);
+        }
+        raw.send_with_flags(joined, SEND_FLAGS)
+      };
+      // The copy happens only when tokio saw the socket writable; the thread-local cannot be
+      // borrowed twice (only `send` runs meanwhile), and outside its lifetime a local buffer
+      // does.
+      sock.try_io(Interest::WRITABLE, || {
+        JOINED
+          .try_with(|cell| send_joined(&mut cell.borrow_mut()))
+          .unwrap_or_else(|_| send_joined(&mut Vec::with_capacity(total)))
+      })
     }
   }
 }
@@ -1243,11 +1249,13 @@ mod tests {
   use tokio::io::AsyncReadExt;
 
   /// Sends `bufs` completely: the first call gets the slices as given (the path under test),
-  /// later calls what is left as one slice, as hyper re-slices after a partial write.
-  async fn send_all(sock: &TcpStream, bufs: &[&[u8]]) {
+  /// later calls what is left as one slice, as hyper re-slices after a partial write. Returns
+  /// whether a call wrote only part of what it was given.
+  async fn send_all(sock: &TcpStream, bufs: &[&[u8]]) -> bool {
     let mut rest: Vec<u8> = bufs.concat();
     let mut first: Option<Vec<io::IoSlice<'_>>> =
       Some(bufs.iter().map(|b| io::IoSlice::new(b)).collect());
+    let mut partial = false;
     while first.is_some() || !rest.is_empty() {
       sock.writable().await.unwrap();
       let r = match &first {
@@ -1256,6 +1264,7 @@ mod tests {
       };
       match r {
         Ok(n) => {
+          partial |= n < rest.len();
           first = None;
           rest.drain(..n);
         }
@@ -1263,6 +1272,7 @@ mod tests {
         Err(e) => panic!("{e}"),
       }
     }
+    partial
   }
 
   #[tokio::test]
@@ -1271,22 +1281,42 @@ mod tests {
     let addr = listener.local_addr().unwrap();
     let client = TcpStream::connect(addr).await.unwrap();
     let (server, _) = listener.accept().await.unwrap();
-    let big = vec![b'b'; 3 * SEND_COPY_MAX];
-    let cases: Vec<Vec<&[u8]>> = vec![
-      vec![],                                           // nothing: 0 bytes
-      vec![b"", b"one", b""],                           // one non-empty slice: plain send
-      vec![b"HTTP/1.1 200 OK\r\n\r\n", b"Hello", b"!"], // small: joined, one send
-      vec![b"head ", &big, b" tail"],                   // large: sendmsg
+    // Small socket buffers, so the large write can only be taken in parts.
+    socket2::SockRef::from(&server)
+      .set_send_buffer_size(4096)
+      .unwrap();
+    socket2::SockRef::from(&client)
+      .set_recv_buffer_size(4096)
+      .unwrap();
+    let reader = tokio::spawn(async move {
+      let mut got = Vec::new();
+      let mut client = client;
+      client.read_to_end(&mut got).await.unwrap();
+      got
+    });
+    let big = vec![b'b'; 8 * SEND_COPY_MAX];
+    let cases: Vec<(Vec<&[u8]>, &str)> = vec![
+      (vec![], "nothing"),
+      (vec![b"", b"one", b""], "one non-empty slice: plain send"),
+      (
+        vec![b"HTTP/1.1 200 OK\r\n\r\n", b"Hello", b"!"],
+        "small: joined, one send",
+      ),
+      (vec![b"head ", &big, b" tail"], "large: sendmsg"),
     ];
     let mut expected = Vec::new();
-    for bufs in &cases {
-      send_all(&server, bufs).await;
+    for (bufs, what) in &cases {
+      let partial = send_all(&server, bufs).await;
+      if what.starts_with("large") {
+        assert!(
+          partial,
+          "{what}: expected a partial write with a 4 KiB send buffer"
+        );
+      }
       expected.extend(bufs.concat());
     }
     drop(server);
-    let mut got = Vec::new();
-    let mut client = client;
-    client.read_to_end(&mut got).await.unwrap();
+    let got = reader.await.unwrap();
     assert_eq!(got.len(), expected.len());
     assert!(got == expected, "bytes differ");
   }
