@@ -56,6 +56,7 @@ impl Runtime {
       let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .thread_name("hyper-sse")
+        .on_thread_park(collect_now_and_then)
         .enable_all()
         .build()
         .map_err(err)?;
@@ -87,6 +88,33 @@ impl Runtime {
       Runtime::Multi(rt) => rt.handle(),
       Runtime::Single { handle, .. } => handle,
     }
+  }
+}
+
+/// On a worker of a multi-thread runtime going idle: at most once a second per thread, lets the
+/// allocator take back the memory this thread's heap holds for blocks freed elsewhere (what
+/// [`housekeeping`] does for the one thread of a current-thread runtime; mimalloc's collection
+/// only covers the calling thread's heap). Measured with 2 workers and 5,000 parked keep-alive
+/// connections: 19.9 KiB of resident memory per connection without it.
+fn collect_now_and_then() {
+  use std::cell::Cell;
+  use std::time::Instant;
+  thread_local! {
+    static LAST: Cell<Option<Instant>> = const { Cell::new(None) };
+  }
+  let now = Instant::now();
+  let due = LAST
+    .try_with(|last| {
+      let due = last.get().is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1));
+      if due {
+        last.set(Some(now));
+      }
+      due
+    })
+    .unwrap_or(false);
+  if due {
+    // SAFETY: mi_collect has no preconditions; it only works on this thread's heap.
+    unsafe { libmimalloc_sys::mi_collect(false) };
   }
 }
 
