@@ -9,7 +9,6 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
@@ -197,13 +196,6 @@ pub(crate) fn id_of(id: f64) -> u64 {
   }
 }
 
-fn body_bytes(body: Option<Either<Buffer, String>>) -> Option<Bytes> {
-  match body? {
-    Either::A(buf) => Some(Bytes::copy_from_slice(&buf)),
-    Either::B(s) => Some(Bytes::from(s)),
-  }
-}
-
 /// The native half of a `Server`.
 #[napi]
 pub struct NativeServer {
@@ -292,8 +284,9 @@ impl NativeServer {
     crate::response::flush_deferred(&self.server.shared.pump) as u32
   }
 
-  /// A plain Node-API function standing in for one of this class's per-response methods
-  /// (`resEnd`), without napi-rs's per-call overhead (see `src/fast.rs`).
+  /// A plain Node-API function bound to this server for a call made once per response, SSE
+  /// message or header read: `resEnd`, `resWrite`, `sseSend`, `reqHeaderText` (`src/fast.rs`;
+  /// as methods, napi-rs would spend ~300-450 ns more per call).
   #[napi(catch_unwind)]
   pub fn native_fn(&self, env: Env, name: String) -> Result<crate::fast::RawValue> {
     crate::fast::make(env.raw(), &self.server.shared, &name)
@@ -356,17 +349,6 @@ impl NativeServer {
     self.server.parked() as u32
   }
 
-  /// Flat `[name, value, ...]` request headers, names lowercase, in wire order.
-  #[napi(catch_unwind)]
-  pub fn req_headers(&self, id: f64) -> Vec<String> {
-    self
-      .server
-      .shared
-      .registry
-      .with(id_of(id), |e| e.headers.to_vec())
-      .unwrap_or_default()
-  }
-
   /// The complete request body.
   #[napi(catch_unwind)]
   pub fn req_body(&self, id: f64) -> Buffer {
@@ -388,27 +370,6 @@ impl NativeServer {
       .registry
       .with(id_of(id), |e| e.remote.ip().to_string())
       .unwrap_or_default()
-  }
-
-  /// Sends a complete response (`Content-Length`). `false` if the request is gone or answered.
-  #[napi(catch_unwind)]
-  pub fn res_end(
-    &self,
-    id: f64,
-    status: u32,
-    reason: Option<String>,
-    headers: Option<Vec<String>>,
-    body: Option<Either<Buffer, String>>,
-  ) -> Result<bool> {
-    let headers = headers.unwrap_or_default();
-    let head = head_of(status, reason.as_deref(), &headers);
-    Ok(
-      self
-        .server
-        .shared
-        .respond(id_of(id), &head, body_bytes(body))?
-        == Outcome::Done,
-    )
   }
 
   /// Starts a streamed (chunked) response; `sse` enables heartbeats. `highWaterMark` (bytes,
@@ -437,13 +398,6 @@ impl NativeServer {
     )
   }
 
-  /// Queues a chunk; returns the bytes queued, or -1 if the stream is gone.
-  #[napi(catch_unwind)]
-  pub fn res_write(&self, id: f64, chunk: Either<Buffer, String>) -> i64 {
-    let bytes = as_bytes(&chunk);
-    self.write(id, |b| b.extend_from_slice(bytes))
-  }
-
   /// Queues an optional last chunk and ends the streamed body.
   #[napi(catch_unwind)]
   pub fn res_finish(&self, id: f64, chunk: Option<Either<Buffer, String>>) -> bool {
@@ -464,46 +418,20 @@ impl NativeServer {
     self.server.shared.registry.release(&ids);
   }
 
-  /// Queues one SSE message. Returns the bytes queued, -1 if gone, -2 for an invalid event,
-  /// -3 for an invalid id (nothing written then).
-  #[napi(catch_unwind)]
-  pub fn sse_send(
-    &self,
-    id: f64,
-    sse_id: Option<String>,
-    event: Option<String>,
-    data: String,
-  ) -> i64 {
-    if let Err(e) = sse::validate(sse_id.as_deref(), event.as_deref()) {
-      return field_code(e);
-    }
-    self.write(id, |buf| {
-      // Validated above: encoding cannot fail.
-      let _ = sse::encode_message_into(buf, sse_id.as_deref(), event.as_deref(), &data);
-    })
-  }
-
   /// Queues a comment (`: text` per line; `null` → `:`).
   #[napi(catch_unwind)]
   pub fn sse_comment(&self, id: f64, text: Option<String>) -> i64 {
-    self.write(id, |buf| sse::encode_comment_into(buf, text.as_deref()))
+    crate::fast::write(&self.server.shared, id, |buf| {
+      sse::encode_comment_into(buf, text.as_deref())
+    })
   }
 
   /// Queues `retry: <ms>` (a negative or non-finite value is 0).
   #[napi(catch_unwind)]
   pub fn sse_retry(&self, id: f64, ms: f64) -> i64 {
-    self.write(id, |buf| sse::encode_retry_into(buf, id_of(ms)))
-  }
-}
-
-impl NativeServer {
-  /// Queues what `fill` writes on the open stream of request `id`: the bytes now queued, or -1
-  /// when the stream is gone.
-  fn write(&self, id: f64, fill: impl FnOnce(&mut bytes::BytesMut)) -> i64 {
-    match self.server.shared.stream(id_of(id)) {
-      Some(stream) => stream.write_js(fill).to_js(),
-      None => -1,
-    }
+    crate::fast::write(&self.server.shared, id, |buf| {
+      sse::encode_retry_into(buf, id_of(ms))
+    })
   }
 }
 

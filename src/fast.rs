@@ -1,14 +1,13 @@
-//! Plain Node-API functions for the calls JS makes once per response or per SSE message.
+//! Plain Node-API functions for the calls JS makes once per response, SSE message or header read:
+//! `resEnd`, `resWrite`, `sseSend`, `reqHeaderText` (`docs/NATIVE.md`).
 //!
 //! A `#[napi]` method costs about 300 ns per call before any work (napi-rs 3 opens a borrow
 //! scope, allocates its storage and registers the receiver in a process-wide table); measured
 //! from JS, `resEnd` for an unknown id took 750 ns. These functions are made with
 //! `napi_create_function` instead: their data pointer holds the server's [`Shared`] (one strong
 //! count, dropped when the function is garbage-collected), and they read their arguments with a few
-//! Node-API calls. Same arguments and results as the `NativeServer` methods they stand in for
-//! (`docs/NATIVE.md`); a wrong argument type is a `TypeError` (`ERR_INVALID_ARG_TYPE`) where
-//! napi-rs threw an `Error` (`NumberExpected`, `StringExpected`, ...). Like every export they
-//! never let a panic reach Node.
+//! Node-API calls. A wrong argument type is a `TypeError` (`ERR_INVALID_ARG_TYPE`); like every
+//! export they never let a panic reach Node.
 
 use std::ffi::{c_char, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -281,7 +280,7 @@ fn res_end(shared: &Shared, a: &Args) -> Result<sys::napi_value, Throw> {
 }
 
 /// Queues `fill`'s bytes on the open stream of `id`: bytes now queued, or -1 when gone.
-fn write(shared: &Shared, id: f64, fill: impl FnOnce(&mut bytes::BytesMut)) -> i64 {
+pub(crate) fn write(shared: &Shared, id: f64, fill: impl FnOnce(&mut bytes::BytesMut)) -> i64 {
   match shared.stream(crate::bridge::id_of(id)) {
     Some(stream) => stream.write_js(fill).to_js(),
     None => -1,

@@ -67,13 +67,6 @@ impl HeaderBlob {
   pub fn as_str(&self) -> &str {
     &self.0
   }
-
-  /// Flat `[name, value, name, value, ...]`.
-  pub fn to_vec(&self) -> Vec<String> {
-    let mut parts: Vec<String> = self.0.split('\0').map(str::to_string).collect();
-    parts.pop();
-    parts
-  }
 }
 
 /// One in-flight request.
@@ -248,12 +241,11 @@ mod tests {
     map.append("host", "a:1".parse().unwrap());
     map.append("x-multi", "2".parse().unwrap());
     map.append("x-empty", "".parse().unwrap());
-    let v = HeaderBlob::copy_from(&map).to_vec();
     assert_eq!(
-      v,
-      ["x-multi", "1", "x-multi", "2", "host", "a:1", "x-empty", ""]
+      HeaderBlob::copy_from(&map).as_str(),
+      "x-multi\x001\x00x-multi\x002\x00host\x00a:1\x00x-empty\x00\x00"
     );
-    assert!(HeaderBlob::default().to_vec().is_empty());
+    assert_eq!(HeaderBlob::default().as_str(), "");
   }
 
   fn entry() -> Entry {

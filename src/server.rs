@@ -105,7 +105,9 @@ fn collect_now_and_then() {
   let now = Instant::now();
   let due = LAST
     .try_with(|last| {
-      let due = last.get().is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1));
+      let due = last
+        .get()
+        .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1));
       if due {
         last.set(Some(now));
       }
