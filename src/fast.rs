@@ -398,37 +398,23 @@ unsafe fn run(env: sys::napi_env, info: sys::napi_callback_info, call: Call) -> 
   }
 }
 
-unsafe extern "C" fn res_end_cb(
-  env: sys::napi_env,
-  info: sys::napi_callback_info,
-) -> sys::napi_value {
-  // SAFETY: called by Node for a function made by `make`.
-  unsafe { run(env, info, res_end) }
+/// The `extern "C"` entry point Node calls for `$call`.
+macro_rules! entry {
+  ($name:ident, $call:ident) => {
+    unsafe extern "C" fn $name(
+      env: sys::napi_env,
+      info: sys::napi_callback_info,
+    ) -> sys::napi_value {
+      // SAFETY: called by Node for a function made by `make`.
+      unsafe { run(env, info, $call) }
+    }
+  };
 }
 
-unsafe extern "C" fn res_write_cb(
-  env: sys::napi_env,
-  info: sys::napi_callback_info,
-) -> sys::napi_value {
-  // SAFETY: called by Node for a function made by `make`.
-  unsafe { run(env, info, res_write) }
-}
-
-unsafe extern "C" fn sse_send_cb(
-  env: sys::napi_env,
-  info: sys::napi_callback_info,
-) -> sys::napi_value {
-  // SAFETY: called by Node for a function made by `make`.
-  unsafe { run(env, info, sse_send) }
-}
-
-unsafe extern "C" fn req_header_text_cb(
-  env: sys::napi_env,
-  info: sys::napi_callback_info,
-) -> sys::napi_value {
-  // SAFETY: called by Node for a function made by `make`.
-  unsafe { run(env, info, req_header_text) }
-}
+entry!(res_end_cb, res_end);
+entry!(res_write_cb, res_write);
+entry!(sse_send_cb, sse_send);
+entry!(req_header_text_cb, req_header_text);
 
 unsafe extern "C" fn finalize(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
   if !data.is_null() {
