@@ -37,7 +37,7 @@ function tick() {
     const ids = entry.ids;
     entry.ids = [];
     try {
-      entry.native.release(ids);
+      entry.native.release(new Float64Array(ids));
     } catch (err) {
       console.error(err);
     }

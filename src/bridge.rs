@@ -411,10 +411,11 @@ impl NativeServer {
     self.server.shared.close(id_of(id)) == Outcome::Done
   }
 
-  /// Forgets requests whose responses JS closed.
+  /// Forgets requests whose responses JS closed. A `Float64Array`: one conversion for the
+  /// whole batch (an array of numbers cost 72 ns per id in napi-rs's element-by-element read).
   #[napi(catch_unwind)]
-  pub fn release(&self, ids: Vec<f64>) {
-    let ids: Vec<u64> = ids.into_iter().map(id_of).collect();
+  pub fn release(&self, ids: Float64Array) {
+    let ids: Vec<u64> = ids.iter().copied().map(id_of).collect();
     self.server.shared.registry.release(&ids);
   }
 
