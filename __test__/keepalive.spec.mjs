@@ -11,11 +11,26 @@ const T = { timeout: 20000 };
 /** Number of complete `HTTP/1.1 200` responses in a raw client's data. */
 const responses = (client) => client.text.split('HTTP/1.1 200').length - 1;
 
-test('an idle keep-alive connection is parked and the next request on it is answered', T, async () => {
+/** A server answering `ok <x-n header>`, and a raw connection that got its first response. */
+async function echoConnection() {
   const { app, port } = await startServer((a) => a.get('/', (req, res) => res.send(`ok ${req.headers['x-n']}`)));
   const c = await connect(port);
   c.write(buildRequest({ path: '/', headers: { 'x-n': '1' } }));
   await c.waitUntil((x) => x.text.includes('ok 1'), 3000, 'first response');
+  return { app, c };
+}
+
+/** Sends request `x-n: n` in two writes (the first `at` bytes, a pause, the rest); waits for `ok n`. */
+async function sendSplit(c, n, at, pauseMs) {
+  const req = buildRequest({ path: '/', headers: { 'x-n': String(n) } });
+  c.write(req.subarray(0, at));
+  await sleep(pauseMs);
+  c.write(req.subarray(at));
+  await c.waitUntil((x) => x.text.includes(`ok ${n}`), 3000, `the response to split request ${n}`);
+}
+
+test('an idle keep-alive connection is parked and the next request on it is answered', T, async () => {
+  const { app, c } = await echoConnection();
   assert.equal(app._native.parked, 0, 'not parked right after a response');
   await until(() => app._native.parked === 1, 5000, 'the idle connection to be parked');
   assert.equal(c.closed, false);
@@ -25,25 +40,14 @@ test('an idle keep-alive connection is parked and the next request on it is answ
   assert.equal(app._native.connections, 1, 'on the same connection');
   // Parked again, and again resumed: a request split in two writes around the park.
   await until(() => app._native.parked === 1, 5000, 'parked a second time');
-  const req = buildRequest({ path: '/', headers: { 'x-n': '3' } });
-  c.write(req.subarray(0, 10));
-  await sleep(50);
-  c.write(req.subarray(10));
-  await c.waitUntil((x) => x.text.includes('ok 3'), 3000, 'the split request');
+  await sendSplit(c, 3, 10, 50);
   assert.equal(responses(c), 3);
 });
 
 test('a request head that stops half way across a park is answered once the rest arrives', T, async () => {
-  const { app, port } = await startServer((a) => a.get('/', (req, res) => res.send(`ok ${req.headers['x-n']}`)));
-  const c = await connect(port);
-  c.write(buildRequest({ path: '/', headers: { 'x-n': '1' } }));
-  await c.waitUntil((x) => x.text.includes('ok 1'), 3000, 'first response');
-  const req = buildRequest({ path: '/', headers: { 'x-n': '2' } });
-  c.write(req.subarray(0, 20));
-  // Long enough for the housekeeping task to ask for a park twice over.
-  await sleep(3200);
-  c.write(req.subarray(20));
-  await c.waitUntil((x) => x.text.includes('ok 2'), 3000, 'the response to the completed head');
+  const { app, c } = await echoConnection();
+  // The pause is long enough for the housekeeping task to ask for a park twice over.
+  await sendSplit(c, 2, 20, 3200);
   assert.equal(responses(c), 2);
   assert.equal(c.closed, false);
   assert.equal(app._native.connections, 1);

@@ -361,7 +361,7 @@ class Response {
    */
   _queued(n) {
     if (n < 0) return false;
-    if (n >= (this.route.hwm || this.route.app._hwm)) {
+    if (n >= this.writableHighWaterMark) {
       this._flags |= NEED_DRAIN;
       return false;
     }

@@ -1,5 +1,6 @@
-//! The napi-rs side of the addon (`src/fast.rs` has the few plain Node-API functions): the `NativeServer` and `NativeChannel` classes JS calls, and the
-//! threadsafe functions Rust calls JS through.
+//! The napi-rs side of the addon: the `NativeServer` and `NativeChannel` classes JS calls, and the
+//! threadsafe functions Rust calls JS through (`src/fast.rs` has the few plain Node-API functions
+//! for the per-response calls).
 //!
 //! Every export is wrapped in `catch_unwind` (a panic must never cross into Node) and turns
 //! [`crate::error::Error`] into a JS `Error`. Both callbacks into JS are weak, non-blocking
@@ -422,7 +423,7 @@ impl NativeServer {
   /// Queues a comment (`: text` per line; `null` → `:`).
   #[napi(catch_unwind)]
   pub fn sse_comment(&self, id: f64, text: Option<String>) -> i64 {
-    crate::fast::write(&self.server.shared, id, |buf| {
+    self.server.shared.write_js(id_of(id), |buf| {
       sse::encode_comment_into(buf, text.as_deref())
     })
   }
@@ -430,9 +431,10 @@ impl NativeServer {
   /// Queues `retry: <ms>` (a negative or non-finite value is 0).
   #[napi(catch_unwind)]
   pub fn sse_retry(&self, id: f64, ms: f64) -> i64 {
-    crate::fast::write(&self.server.shared, id, |buf| {
-      sse::encode_retry_into(buf, id_of(ms))
-    })
+    self
+      .server
+      .shared
+      .write_js(id_of(id), |buf| sse::encode_retry_into(buf, id_of(ms)))
   }
 }
 

@@ -176,42 +176,20 @@ fn read_string(env: sys::napi_env, v: sys::napi_value) -> Result<String, Throw> 
   String::from_utf8(buf).map_err(|_| Throw("cannot read a string argument".into(), FAILURE))
 }
 
-/// The scratch buffer keeps at most this much capacity between calls.
-const SCRATCH_KEEP: usize = 64 * 1024;
-
-/// Reads a JS string into this thread's scratch buffer and passes it to `f` (no allocation once
-/// the buffer has grown to the longest string seen, up to [`SCRATCH_KEEP`]).
+/// Reads a JS string into this thread's scratch buffer ([`crate::server::with_scratch`]) and
+/// passes it to `f`.
 fn with_str<R>(
   env: sys::napi_env,
   v: sys::napi_value,
   f: impl FnOnce(&str) -> R,
 ) -> Result<R, Throw> {
-  thread_local! {
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-  }
-  let run = |buf: &mut Vec<u8>| {
+  crate::server::with_scratch(|buf| {
     read_utf8_into(env, v, buf)?;
     // Node-API writes valid UTF-8.
     let s = std::str::from_utf8(buf)
       .map_err(|_| Throw("cannot read a string argument".into(), FAILURE))?;
     Ok(f(s))
-  };
-  // Re-entry cannot happen (no JS runs while `f` does) and the thread-local exists outside its
-  // teardown; either way, a buffer of this call's own is used instead.
-  let mut f = Some(run);
-  let shared = SCRATCH.try_with(|cell| {
-    let mut buf = cell.try_borrow_mut().ok()?;
-    let out = (f.take()?)(&mut buf);
-    if buf.capacity() > SCRATCH_KEEP {
-      *buf = Vec::new();
-    }
-    Some(out)
-  });
-  match (shared, f) {
-    (Ok(Some(out)), _) => out,
-    (_, Some(run)) => run(&mut Vec::new()),
-    (_, None) => Err(Throw("cannot read a string argument".into(), FAILURE)),
-  }
+  })
 }
 
 /// Reads a JS string as UTF-8 into `buf` (replacing its contents).
@@ -243,7 +221,7 @@ fn read_utf8_into(env: sys::napi_env, v: sys::napi_value, buf: &mut Vec<u8>) -> 
   Ok(())
 }
 
-fn number(env: sys::napi_env, n: i64) -> sys::napi_value {
+fn js_int(env: sys::napi_env, n: i64) -> sys::napi_value {
   let mut v = ptr::null_mut();
   // SAFETY: creates a value in this callback's env.
   unsafe { sys::napi_create_int64(env, n, &mut v) };
@@ -264,48 +242,33 @@ fn res_end(shared: &Shared, a: &Args) -> Result<sys::napi_value, Throw> {
   let reason = a.opt_string(2, "reason")?;
   let headers = a.opt_strings(3, "headers")?.unwrap_or_default();
   let body = a.opt_body(4, "body")?;
-  let head = crate::bridge::head_of(
-    if status.is_finite() && status >= 0.0 {
-      status as u32
-    } else {
-      0
-    },
-    reason.as_deref(),
-    &headers,
-  );
+  // `as` saturates: NaN and negative numbers are 0, an invalid status either way.
+  let head = crate::bridge::head_of(status as u32, reason.as_deref(), &headers);
   match shared.respond(id, &head, body) {
     Ok(outcome) => Ok(boolean(a.env, outcome == Outcome::Done)),
     Err(e) => Err(e.into()),
   }
 }
 
-/// Queues `fill`'s bytes on the open stream of `id`: bytes now queued, or -1 when gone.
-pub(crate) fn write(shared: &Shared, id: f64, fill: impl FnOnce(&mut bytes::BytesMut)) -> i64 {
-  match shared.stream(crate::bridge::id_of(id)) {
-    Some(stream) => stream.write_js(fill).to_js(),
-    None => -1,
-  }
-}
-
 /// `resWrite(id, chunk) → number`: bytes queued, or -1 when the stream is gone.
 fn res_write(shared: &Shared, a: &Args) -> Result<sys::napi_value, Throw> {
-  let id = a.number(0, "id")?;
+  let id = crate::bridge::id_of(a.number(0, "id")?);
   let n = match a.type_of(1) {
     sys::ValueType::napi_string => with_str(a.env, a.get(1), |s| {
-      write(shared, id, |b| b.extend_from_slice(s.as_bytes()))
+      shared.write_js(id, |b| b.extend_from_slice(s.as_bytes()))
     })?,
     sys::ValueType::napi_object => a.with_buffer(1, "chunk", |bytes| {
-      write(shared, id, |b| b.extend_from_slice(bytes))
+      shared.write_js(id, |b| b.extend_from_slice(bytes))
     })?,
     _ => return Err(type_error("chunk", "a Buffer or a string")),
   };
-  Ok(number(a.env, n))
+  Ok(js_int(a.env, n))
 }
 
 /// `sseSend(id, sseId, event, data) → number`: bytes queued, -1 when gone, -2/-3 for an invalid
 /// event/id (nothing written then).
 fn sse_send(shared: &Shared, a: &Args) -> Result<sys::napi_value, Throw> {
-  let id = a.number(0, "id")?;
+  let id = crate::bridge::id_of(a.number(0, "id")?);
   let sse_id = a.opt_string(1, "id")?;
   let event = a.opt_string(2, "event")?;
   if a.type_of(3) != sys::ValueType::napi_string {
@@ -314,13 +277,13 @@ fn sse_send(shared: &Shared, a: &Args) -> Result<sys::napi_value, Throw> {
   let n = match crate::sse::validate(sse_id.as_deref(), event.as_deref()) {
     Err(e) => crate::bridge::field_code(e),
     Ok(()) => with_str(a.env, a.get(3), |data| {
-      write(shared, id, |buf| {
+      shared.write_js(id, |buf| {
         // Validated above: encoding cannot fail.
         let _ = crate::sse::encode_message_into(buf, sse_id.as_deref(), event.as_deref(), data);
       })
     })?,
   };
-  Ok(number(a.env, n))
+  Ok(js_int(a.env, n))
 }
 
 /// `reqHeaderText(id) → string`: the request's headers as one string, `name\0value\0` for each
