@@ -13,6 +13,8 @@ import {
   until,
   SSEParser,
   assertSSEHead as checkSSEHead,
+  recordEvents,
+  checkInvariants,
 } from './helpers.mjs';
 
 const assertSSEHead = (head, status) => checkSSEHead(assert, head, status);
@@ -112,6 +114,66 @@ test('after sse.close() the keep-alive connection serves another request', T, as
   client.write(buildRequest({ path: '/ping' }));
   await client.waitUntil((c) => c.data.subarray(mark).toString().endsWith('pong'), 3000, 'pong on the same connection');
   assert.equal(client.closed, false);
+});
+
+test('bytes a client sends during a stream are discarded, and after sse.close() the connection closes instead of serving them', T, async () => {
+  let rec;
+  let served = 0;
+  let release;
+  const go = new Promise((resolve) => (release = resolve));
+  const { port } = await startServer((app) => {
+    app.get('/sse', async (req, res) => {
+      rec = recordEvents(req, res);
+      res.sse.send('x');
+      await go;
+      res.sse.send('y');
+      res.sse.close();
+    });
+    app.get('/ping', (req, res) => {
+      served++;
+      res.send('pong');
+    });
+  });
+  const client = await connect(port);
+  client.write(buildRequest({ path: '/sse' }));
+  await client.waitUntil((c) => c.text.includes('data: x\n\n'), 3000, 'the first event');
+  // A pipelined request on an event stream: not an end of the stream, and never served.
+  client.write(buildRequest({ path: '/ping' }));
+  await sleep(100);
+  assert.equal(rec.count('abort'), 0, 'bytes from the client do not abort the stream');
+  release();
+  await client.waitClosed(3000);
+  assert.ok(client.text.endsWith('data: y\n\n\r\n0\r\n\r\n'), `ends with the last event and the last chunk: ${JSON.stringify(client.text.slice(-40))}`);
+  assert.ok(!client.text.includes('pong'));
+  assert.equal(served, 0);
+  await until(() => rec.closed(), 2000, 'close');
+  assert.deepEqual(rec.names.filter((n) => n !== 'drain' && n !== 'prepare'), ['finish', 'close']);
+  checkInvariants(assert, rec);
+});
+
+test('an HTTP/1.0 client gets the stream without chunked framing, ended by closing the connection', T, async () => {
+  let rec;
+  const { port } = await startServer((app) =>
+    app.get('/sse', (req, res) => {
+      rec = recordEvents(req, res);
+      res.sse.send('a');
+      res.sse.send('b\nc');
+      setTimeout(() => res.sse.close(), 50);
+    }));
+  const client = await connect(port);
+  client.write(Buffer.from('GET /sse HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n', 'latin1'));
+  await client.waitClosed(3000);
+  const text = client.text;
+  const split = text.indexOf('\r\n\r\n');
+  assert.ok(split > 0, 'a response head');
+  const head = text.slice(0, split).toLowerCase();
+  assert.match(head, /^http\/1\.[01] 200 ok/);
+  assert.match(head, /content-type: text\/event-stream/);
+  assert.doesNotMatch(head, /transfer-encoding/);
+  assert.equal(text.slice(split + 4), 'data: a\n\ndata: b\ndata: c\n\n');
+  await until(() => rec.closed(), 2000, 'close');
+  assert.deepEqual(rec.names.filter((n) => n !== 'drain' && n !== 'prepare'), ['finish', 'close']);
+  checkInvariants(assert, rec);
 });
 
 test('multi-line data is split into one data: line per line, for LF, CRLF and CR (D2)', T, async () => {

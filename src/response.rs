@@ -10,7 +10,7 @@
 //! The end of a hyper-written streamed response is observed in exactly one place: [`StreamBody`]'s
 //! `Drop`. If the body is dropped before JS finished it, the client went away (or was
 //! evicted/timed out) and the [`Ender`] is told once, with the reason recorded on the connection.
-//! (SSE streams are ended in `sse_writer::serve`.)
+//! (SSE streams are ended in `sse_writer::SseConnection::finish`.)
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -544,7 +544,9 @@ impl Stream {
   pub fn poll_take(&self, cx: &mut Context<'_>, ender: &dyn Ender) -> Poll<Take> {
     let mut st = lock(&self.state);
     if !st.buf.is_empty() {
-      let data = st.buf.split().freeze();
+      // Taken whole rather than split off: a split leaves the emptied buffer sharing (so
+      // keeping alive) the allocation the taken bytes live in, for as long as the stream idles.
+      let data = std::mem::take(&mut st.buf).freeze();
       st.last_write = Instant::now();
       let drained = std::mem::take(&mut st.want_drain);
       drop(st);

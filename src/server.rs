@@ -499,7 +499,7 @@ fn close_later(sock: TcpStream) {
 
 /// One connection while hyper serves it. When a request becomes an SSE stream, hyper (and its
 /// buffers) is dropped and the stream continues in its own small task
-/// ([`crate::sse_writer::serve_connection`]). A keep-alive connection idle for a second is
+/// ([`crate::sse_writer::SseConnection`]). A keep-alive connection idle for a second is
 /// parked: hyper is dropped too, and a new one starts when the client sends again.
 pub(crate) fn serve_http(
   sock: Arc<TcpStream>,
@@ -542,8 +542,9 @@ pub(crate) fn serve_http(
     };
     match takeover {
       Some(t) => {
-        let fut = crate::sse_writer::serve_connection(sock, shared, ctl, conn_id, t);
-        tokio::spawn(fut);
+        tokio::spawn(crate::sse_writer::SseConnection::new(
+          sock, shared, ctl, conn_id, t,
+        ));
       }
       None => shared.connection_closed(conn_id, sock),
     }
