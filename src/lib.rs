@@ -28,6 +28,7 @@ pub mod routing;
 pub mod server;
 pub mod sse;
 pub mod sse_writer;
+pub mod storm;
 pub mod timer;
 
 /// mimalloc keeps allocations of different sizes on separate pages and returns freed pages to the

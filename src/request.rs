@@ -15,6 +15,7 @@ use http::HeaderMap;
 use tokio::sync::oneshot;
 
 use crate::response::{lock, ConnCtl, EndReason, Ender, Reply, Stream};
+use crate::storm::EndRate;
 
 /// Ids are unique in the process (several servers share the counter), so JS can keep one map.
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -119,6 +120,8 @@ pub struct Registry {
   /// Boxed: the map's buckets stay small (an idle SSE stream costs a pointer there, not an entry).
   entries: Mutex<IdMap<Box<Entry>>>,
   events: Arc<dyn JsEvents>,
+  /// Reported ends per millisecond: the runtime naps during disconnect storms (`crate::storm`).
+  ends: Arc<EndRate>,
 }
 
 impl Registry {
@@ -126,7 +129,13 @@ impl Registry {
     Arc::new(Registry {
       entries: Mutex::new(IdMap::default()),
       events,
+      ends: Arc::default(),
     })
+  }
+
+  /// The rate of reported ends, read by the runtime before it waits for events.
+  pub fn end_rate(&self) -> Arc<EndRate> {
+    self.ends.clone()
   }
 
   pub fn events(&self) -> &Arc<dyn JsEvents> {
@@ -179,6 +188,7 @@ impl Registry {
       })
       .unwrap_or(false);
     if report {
+      self.ends.note();
       self.events.event(id, reason as u8);
     }
   }

@@ -34,6 +34,7 @@ use crate::response::{
   StreamBody, StreamLimits, Takeover,
 };
 use crate::routing::{RouteSpec, RouteTable};
+use crate::storm::EndRate;
 use crate::timer::{Clock, HeadTimer, Idle, IdleAction};
 
 /// The server's tokio runtime. One worker (the default) is a current-thread runtime driven by its
@@ -50,19 +51,25 @@ enum Runtime {
 }
 
 impl Runtime {
-  fn start(workers: usize) -> Result<Runtime, Error> {
+  /// `ends`: the server's rate of reported ends; a thread about to wait for events naps during a
+  /// disconnect storm (see [`crate::storm`]).
+  fn start(workers: usize, ends: Arc<EndRate>) -> Result<Runtime, Error> {
     let err = |e: io::Error| Error::Runtime(e.to_string());
     if workers > 1 {
       let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .thread_name("hyper-sse")
-        .on_thread_park(collect_now_and_then)
+        .on_thread_park(move || {
+          collect_now_and_then();
+          ends.nap_if_storm();
+        })
         .enable_all()
         .build()
         .map_err(err)?;
       return Ok(Runtime::Multi(rt));
     }
     let rt = tokio::runtime::Builder::new_current_thread()
+      .on_thread_park(move || ends.nap_if_storm())
       .enable_all()
       .build()
       .map_err(err)?;
@@ -207,13 +214,14 @@ impl Server {
   /// # Errors
   /// When the runtime's threads cannot be started.
   pub fn new(cfg: Config, events: Arc<dyn JsEvents>) -> Result<Server, Error> {
-    let runtime = Runtime::start(cfg.worker_threads.clamp(1, 64))?;
+    let registry = Registry::new(events);
+    let runtime = Runtime::start(cfg.worker_threads.clamp(1, 64), registry.end_rate())?;
     let pump = Pump::new();
     runtime.handle().spawn(pump.clone().run());
     Ok(Server {
       shared: Arc::new(Shared {
         cfg,
-        registry: Registry::new(events),
+        registry,
         routes: RwLock::new(Arc::new(RouteTable::default())),
         conns: Mutex::new(crate::request::IdMap::default()),
         next_conn: AtomicU64::new(1),
