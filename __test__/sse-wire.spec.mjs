@@ -137,8 +137,10 @@ test('bytes a client sends during a stream are discarded, and after sse.close() 
   const client = await connect(port);
   client.write(buildRequest({ path: '/sse' }));
   await client.waitUntil((c) => c.text.includes('data: x\n\n'), 3000, 'the first event');
-  // A pipelined request on an event stream: not an end of the stream, and never served.
+  // A pipelined request on an event stream, then a lot more bytes: not an end of the stream,
+  // discarded, and never served.
   client.write(buildRequest({ path: '/ping' }));
+  client.write(Buffer.alloc(200 * 1024, 'x'));
   await sleep(100);
   assert.equal(rec.count('abort'), 0, 'bytes from the client do not abort the stream');
   release();

@@ -188,16 +188,21 @@ impl SseConnection {
           return Err(EndReason::Client);
         }
       }
-      let mut scratch = [0u8; 64];
-      match sock.try_read(&mut scratch) {
-        // The client closed its side: with an event stream that means it left.
-        Ok(0) => Err(EndReason::Client),
-        // A client does not send on an event stream; what it sends is discarded, and the
-        // connection closes after the stream (a pipelined request cannot be served).
-        Ok(_) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
-        Err(e) => Err(EndReason::from_io(&e)),
+      // A client does not send on an event stream; what it sends is discarded (a bounded number
+      // of reads per wake-up), and the connection closes after the stream (a pipelined request
+      // cannot be served).
+      let mut scratch = [0u8; 256];
+      let mut sent = false;
+      for _ in 0..64 {
+        match sock.try_read(&mut scratch) {
+          // The client closed its side: with an event stream that means it left.
+          Ok(0) => return Err(EndReason::Client),
+          Ok(_) => sent = true,
+          Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+          Err(e) => return Err(EndReason::from_io(&e)),
+        }
       }
+      Ok(sent)
     }))
   }
 
