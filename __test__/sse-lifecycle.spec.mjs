@@ -60,6 +60,24 @@ for (const [how, leave] of [
   });
 }
 
+test('a client that keeps sending on an event stream is ended as client after 1 MiB discarded, not before', T, async () => {
+  const { port, recs } = await sseServer();
+  const client = await openSSE(port, '/sse');
+  await client.waitBody((b) => b === ': open\n');
+  const rec = recs[0];
+  client.socket.write(Buffer.alloc(512 * 1024, 'x'));
+  await sleep(300);
+  assert.equal(rec.closed(), false, 'half a MiB is discarded and the stream stays open');
+  assert.equal(rec.res.sse.send('still'), true);
+  await client.waitBody((b) => b.endsWith('data: still\n\n'));
+  client.socket.write(Buffer.alloc(1024 * 1024, 'x'));
+  await until(() => rec.closed(), 3000, 'close after more than 1 MiB');
+  assert.deepEqual(rec.names, ['prepare', 'abort', 'close']);
+  assert.equal(rec.res.close_reason, 'client');
+  await client.waitClosed(3000);
+  checkInvariants(assert, rec);
+});
+
 test('a client leaving mid-stream (server sending every 10 ms) gives abort then close right away and no error', T, async () => {
   const errors = [];
   const { port, recs } = await sseServer((res) => {

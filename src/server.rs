@@ -51,18 +51,17 @@ enum Runtime {
 }
 
 impl Runtime {
-  /// `ends`: the server's rate of reported ends; a thread about to wait for events naps during a
-  /// disconnect storm (see [`crate::storm`]).
+  /// `ends`: the server's rate of reported ends; the one thread of a current-thread runtime naps
+  /// before it waits for events during a disconnect storm (see [`crate::storm`]). Workers of a
+  /// multi-thread runtime do not: tokio calls their park hook while they still count as
+  /// searching for work, so a nap there would hold back the wake-up of idle siblings.
   fn start(workers: usize, ends: Arc<EndRate>) -> Result<Runtime, Error> {
     let err = |e: io::Error| Error::Runtime(e.to_string());
     if workers > 1 {
       let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .thread_name("hyper-sse")
-        .on_thread_park(move || {
-          collect_now_and_then();
-          ends.nap_if_storm();
-        })
+        .on_thread_park(collect_now_and_then)
         .enable_all()
         .build()
         .map_err(err)?;

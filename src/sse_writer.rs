@@ -127,10 +127,17 @@ pub struct SseConnection {
   ending: bool,
   /// `op` writes the response head.
   head: bool,
+  /// Bytes the client sent during the stream, discarded (see [`MAX_DISCARDED`]).
+  discarded: u32,
 }
 
-/// A write, or the probe of a readable socket: `Ok(true)` when the client sent bytes.
-type Op = Pin<Box<dyn Future<Output = Result<bool, EndReason>> + Send>>;
+/// A write, or the probe of a readable socket: `Ok(n)` with the bytes the client sent (0 for a
+/// write).
+type Op = Pin<Box<dyn Future<Output = Result<usize, EndReason>> + Send>>;
+
+/// Bytes a client may send on an event stream (discarded) before the stream is ended as if the
+/// client had left: an EventSource sends nothing, a pipelined request is small.
+const MAX_DISCARDED: u32 = 1 << 20;
 
 impl SseConnection {
   pub fn new(
@@ -159,6 +166,7 @@ impl SseConnection {
       clean: true,
       ending: false,
       head: true,
+      discarded: 0,
     };
     conn.op = conn.write_op(head, false);
     conn
@@ -172,7 +180,7 @@ impl SseConnection {
     let chunked = frame && self.chunked;
     Some(Box::pin(async move {
       write_data(&sock, &ctl, data.as_ref(), chunked, timeout).await?;
-      Ok(false)
+      Ok(0)
     }))
   }
 
@@ -189,15 +197,15 @@ impl SseConnection {
         }
       }
       // A client does not send on an event stream; what it sends is discarded (a bounded number
-      // of reads per wake-up), and the connection closes after the stream (a pipelined request
-      // cannot be served).
+      // of reads per wake-up, at most `MAX_DISCARDED` bytes per stream), and the connection
+      // closes after the stream (a pipelined request cannot be served).
       let mut scratch = [0u8; 256];
-      let mut sent = false;
+      let mut sent = 0;
       for _ in 0..64 {
         match sock.try_read(&mut scratch) {
           // The client closed its side: with an event stream that means it left.
           Ok(0) => return Err(EndReason::Client),
-          Ok(_) => sent = true,
+          Ok(n) => sent += n,
           Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
           Err(e) => return Err(EndReason::from_io(&e)),
         }
@@ -288,10 +296,16 @@ impl Future for SseConnection {
             this.finish(Err(reason));
             return Poll::Ready(());
           }
-          Poll::Ready(Ok(sent_bytes)) => {
+          Poll::Ready(Ok(received)) => {
             this.op = None;
-            if sent_bytes {
+            if received > 0 {
               this.clean = false;
+              let received = u32::try_from(received).unwrap_or(u32::MAX);
+              this.discarded = this.discarded.saturating_add(received);
+              if this.discarded > MAX_DISCARDED {
+                this.finish(Err(EndReason::Client));
+                return Poll::Ready(());
+              }
             }
             if std::mem::take(&mut this.head) {
               this.stream.touch();

@@ -14,7 +14,8 @@
 //! 20, 50 or 100 µs (no length clearly better than another; the shortest delays least).
 //!
 //! A storm is [`STORM_ENDS`] or more ends reported within one millisecond, that millisecond
-//! being the current or the previous one. Responses that complete normally are not counted, so
+//! being the current or the previous one. Only the thread of a current-thread runtime (one
+//! worker, the default) naps; see `server::Runtime::start`. Responses that complete normally are not counted, so
 //! busy servers with many short-lived connections never nap.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -74,7 +75,18 @@ impl EndRate {
   fn storm_at(&self, ms: u64) -> bool {
     let v = self.0.load(Ordering::Relaxed);
     let slot = ms & (u64::MAX >> COUNT_BITS);
-    v & COUNT_MASK >= STORM_ENDS && slot.wrapping_sub(v >> COUNT_BITS) <= 1
+    if v & COUNT_MASK < STORM_ENDS {
+      return false;
+    }
+    if slot.wrapping_sub(v >> COUNT_BITS) <= 1 {
+      return true;
+    }
+    // Over: forget the count, so the next checks take the fast path (unless an end was noted
+    // meanwhile, which then stays).
+    let _ = self
+      .0
+      .compare_exchange(v, 0, Ordering::Relaxed, Ordering::Relaxed);
+    false
   }
 }
 
@@ -126,6 +138,17 @@ mod tests {
     assert!(rate.storm_at(7));
     rate.note_at(8);
     assert!(!rate.storm_at(8), "a new slot starts from one end");
+  }
+
+  #[test]
+  fn a_storm_that_is_over_is_forgotten() {
+    let rate = EndRate::default();
+    for _ in 0..STORM_ENDS {
+      rate.note_at(5);
+    }
+    assert!(rate.storm_at(6));
+    assert!(!rate.storm_at(9));
+    assert_eq!(rate.0.load(std::sync::atomic::Ordering::Relaxed), 0);
   }
 
   #[test]
