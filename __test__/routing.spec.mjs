@@ -1,7 +1,8 @@
 // Routing (spec 3.1, 3.2; D11) over real sockets.
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, request, cleanup, lib } from './helpers.mjs';
+import net from 'node:net';
+import { startServer, request, buildRequest, RawClient, onCleanup, cleanup, lib } from './helpers.mjs';
 
 afterEach(cleanup);
 
@@ -20,6 +21,67 @@ async function get(port, path, method = 'GET') {
     res,
   };
 }
+
+test('requests sent at once on many connections (several reach JS in one call) each get their own method, url and parameters', T, async () => {
+  const { port } = await startServer((app) => {
+    const echo = (req, res) => res.json({ m: req.method, url: req.url, params: req.path_parameters });
+    app.get('/u/:a/:b', echo);
+    app.post('/plain', echo);
+    app.get('/files/*', echo);
+  });
+  const kinds = [
+    (n) => ['GET', `/u/x${n}/y?q=${n}`, { m: 'GET', url: `/u/x${n}/y?q=${n}`, params: { a: `x${n}`, b: 'y' } }],
+    (n) => ['POST', `/plain?n=${n}`, { m: 'POST', url: `/plain?n=${n}`, params: {} }],
+    (n) => ['GET', `/u/%E2%82%AC${n}/%00`, { m: 'GET', url: `/u/%E2%82%AC${n}/%00`, params: { a: `%E2%82%AC${n}`, b: '%00' } }],
+    (n) => ['GET', `/files/a/${n}.txt`, { m: 'GET', url: `/files/a/${n}.txt` }],
+    (n) => ['GET', `/nowhere/${n}`, null],
+  ];
+  const sent = Array.from({ length: 30 }, (_, n) => kinds[n % kinds.length](n));
+  // Written before the connections are even accepted: the server then accepts and reads them in
+  // a burst, and hands them to JS together.
+  const clients = sent.map(([method, path]) => {
+    const socket = net.connect({ port, host: '127.0.0.1' });
+    onCleanup(() => socket.destroy());
+    socket.write(buildRequest({ method, path, body: method === 'POST' ? '' : undefined }));
+    return new RawClient(socket);
+  });
+  const res = await Promise.all(clients.map((c) => c.response()));
+  sent.forEach(([, path, expected], i) => {
+    if (expected === null) return assert.equal(res[i].status, 404, path);
+    const got = JSON.parse(res[i].text);
+    if (!('params' in expected)) delete got.params;
+    assert.deepEqual(got, expected, path);
+  });
+});
+
+test('a batch of requests from the native side (onRequests) is split into its requests, in order', T, async () => {
+  // The decoder alone (private API), with a batch as Rust builds it: [id, routeId, paramCount]
+  // per request and each method, url and parameter followed by a NUL. The ids are unknown to the
+  // native side, so the responses are no-ops; what counts is what each handler saw.
+  const seen = [];
+  const record = (req, res) => {
+    seen.push([req.method, req.url, { ...req.path_parameters }]);
+    res.send('x');
+  };
+  const { app } = await startServer((app) => {
+    app.get('/u/:a/:b', record);
+    app.post('/plain', record);
+  });
+  const routeId = (pattern) => app._route_list.findIndex((r) => r.pattern === pattern);
+  const u = routeId('/u/:a/:b');
+  const plain = routeId('/plain');
+  assert.ok(u >= 0 && plain >= 0);
+  const base = 2 ** 40;
+  app._on_requests(
+    new Float64Array([base, u, 2, base + 1, plain, 0, base + 2, u, 2]),
+    'GET\0/u/1/%E2%82%AC?x=1\0' + '1\0%E2%82%AC\0' + 'POST\0/plain\0' + 'GET\0/u/a/b\0a\0b\0',
+  );
+  assert.deepEqual(seen, [
+    ['GET', '/u/1/%E2%82%AC?x=1', { a: '1', b: '%E2%82%AC' }],
+    ['POST', '/plain', {}],
+    ['GET', '/u/a/b', { a: 'a', b: 'b' }],
+  ]);
+});
 
 test('a static segment beats a parameter, which beats a wildcard, whatever the registration order', T, async () => {
   const { port } = await startServer((app) => {

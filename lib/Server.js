@@ -367,7 +367,41 @@ class Server extends Router {
   }
 
   /**
-   * The request entry point called by the native side (hot path).
+   * The entry point of the native side for a batch of requests (hot path, docs/NATIVE.md
+   * `onRequests`): `nums` is `[id, routeId, paramCount, ...]`, `text` each request's method, url
+   * and parameters, each followed by a NUL.
+   * @private
+   */
+  _on_requests(nums, text) {
+    let pos = 0;
+    for (let i = 0; i + 2 < nums.length; i += 3) {
+      let end = text.indexOf('\0', pos);
+      const method = text.slice(pos, end);
+      pos = end + 1;
+      end = text.indexOf('\0', pos);
+      const url = text.slice(pos, end);
+      pos = end + 1;
+      const count = nums[i + 2];
+      let params = null;
+      if (count > 0) {
+        params = new Array(count);
+        for (let k = 0; k < count; k++) {
+          end = text.indexOf('\0', pos);
+          params[k] = text.slice(pos, end);
+          pos = end + 1;
+        }
+      }
+      try {
+        this._on_request(nums[i], nums[i + 1], method, url, params);
+      } catch (err) {
+        // _on_request reports errors itself; this only keeps the rest of the batch flowing.
+        console.error(err);
+      }
+    }
+  }
+
+  /**
+   * One request of a batch (see `_on_requests`).
    * @private
    */
   _on_request(id, routeId, method, url, params) {
@@ -445,7 +479,7 @@ class Server extends Router {
         const { NativeServer } = native.load();
         this._native = new NativeServer(
           this._native_options(),
-          (id, routeId, method, url, params) => this._on_request(id, routeId, method, url, params),
+          (nums, text) => this._on_requests(nums, text),
           onEvents
         );
         // The per-response and per-message calls as plain Node-API functions (src/fast.rs):

@@ -32,8 +32,8 @@ impl From<CrateError> for napi::Error {
   }
 }
 
-type DispatchTuple = (f64, i32, String, String, Option<Vec<String>>);
-type DispatchArgs = FnArgs<DispatchTuple>;
+/// A batch of requests for `onRequests(nums, text)` (see [`batch_args`]).
+type DispatchArgs = FnArgs<(Float64Array, String)>;
 type DispatchFn = ThreadsafeFunction<Vec<Dispatch>, (), DispatchArgs, Status, false, true>;
 type EventArgs = FnArgs<(Float64Array,)>;
 type EventFn = ThreadsafeFunction<(), (), EventArgs, Status, false, true>;
@@ -184,8 +184,38 @@ pub(crate) fn head_of<'a>(status: u32, reason: Option<&'a str>, headers: &'a [St
   }
 }
 
-fn dispatch_args(d: Dispatch) -> DispatchArgs {
-  (d.id as f64, d.route, d.method, d.url, d.params).into()
+/// A batch of requests as the arguments of one JS call: `nums` is `[id, routeId, paramCount, ...]`
+/// (three numbers per request) and `text` holds each request's method, url and parameters in that
+/// order, each followed by a NUL (none of them can contain one: methods are tokens, the url and
+/// the parameters, taken raw from it, are URI characters). One call and two JS values per batch,
+/// instead of a call and four values per request.
+fn batch_args(batch: Vec<Dispatch>) -> DispatchArgs {
+  let mut nums = Vec::with_capacity(batch.len() * 3);
+  let text_len = batch
+    .iter()
+    .map(|d| {
+      let params = d
+        .params
+        .as_ref()
+        .map_or(0, |p| p.iter().map(|v| v.len() + 1).sum());
+      d.method.len() + d.url.len() + 2 + params
+    })
+    .sum();
+  let mut text = String::with_capacity(text_len);
+  for d in batch {
+    let params = d.params.unwrap_or_default();
+    nums.push(d.id as f64);
+    nums.push(f64::from(d.route));
+    nums.push(params.len() as f64);
+    for field in std::iter::once(d.method)
+      .chain(std::iter::once(d.url))
+      .chain(params)
+    {
+      text.push_str(&field);
+      text.push('\0');
+    }
+  }
+  (Float64Array::new(nums), text).into()
 }
 
 /// A JS number as an id or count: negative, NaN and infinite values are 0.
@@ -205,47 +235,20 @@ pub struct NativeServer {
 
 #[napi]
 impl NativeServer {
-  /// Creates the runtime. `onRequest(id, routeId, method, url, params)` and `onEvents(pairs)`
-  /// are called on the JS thread.
+  /// Creates the runtime. `onRequests(nums, text)` (a batch of requests, see [`batch_args`]) and
+  /// `onEvents(pairs)` are called on the JS thread.
   #[napi(constructor, catch_unwind)]
   pub fn new(
     options: Option<NativeOptions>,
     on_request: Function<'_, DispatchArgs, ()>,
     on_event: Function<'_, EventArgs, ()>,
   ) -> Result<Self> {
-    // One threadsafe call per batch of requests: the callback calls the JS function for every
-    // request but the last directly (one callback scope, one microtask checkpoint for the
-    // batch), and returns the last one's arguments for the threadsafe function to call.
-    let js_fn = on_request.create_ref()?;
+    // One threadsafe call, and one JS call, per batch of requests.
     let on_request: DispatchFn = on_request
       .build_threadsafe_function::<Vec<Dispatch>>()
       .weak::<true>()
       .callee_handled::<false>()
-      .build_callback(move |ctx| {
-        let mut batch = ctx.value;
-        // The dispatcher never sends an empty batch; should it, id 0 is no request.
-        let last = batch.pop().unwrap_or(Dispatch {
-          id: 0,
-          route: -1,
-          method: String::new(),
-          url: String::new(),
-          params: None,
-        });
-        if !batch.is_empty() {
-          let f = js_fn.borrow_back(&ctx.env)?;
-          for d in batch {
-            if f.call(dispatch_args(d)).is_err() {
-              // The JS layer catches everything itself; should a call still throw, clear the
-              // exception so the rest of the batch is delivered.
-              let mut exc = std::ptr::null_mut();
-              // SAFETY: called on the JS thread with the env of this callback.
-              unsafe { napi::sys::napi_get_and_clear_last_exception(ctx.env.raw(), &mut exc) };
-              eprintln!("hyper-sse: a request callback threw");
-            }
-          }
-        }
-        Ok(dispatch_args(last))
-      })?;
+      .build_callback(move |ctx| Ok(batch_args(ctx.value)))?;
     let events = Arc::new(Mutex::new(EventQueue::default()));
     let queue = events.clone();
     let on_event: EventFn = on_event
