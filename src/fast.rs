@@ -168,12 +168,16 @@ fn type_error(what: &str, expected: &str) -> Throw {
   Throw(format!("hyper-sse: {what} must be {expected}"), TYPE)
 }
 
+/// Node-API could not read a string argument (it writes valid UTF-8 when it can).
+fn unreadable() -> Throw {
+  Throw("cannot read a string argument".into(), FAILURE)
+}
+
 /// Reads a JS string as UTF-8 (lone surrogates become U+FFFD, as everywhere in Node-API).
 fn read_string(env: sys::napi_env, v: sys::napi_value) -> Result<String, Throw> {
   let mut buf = Vec::new();
   read_utf8_into(env, v, &mut buf)?;
-  // Node-API writes valid UTF-8.
-  String::from_utf8(buf).map_err(|_| Throw("cannot read a string argument".into(), FAILURE))
+  String::from_utf8(buf).map_err(|_| unreadable())
 }
 
 /// Reads a JS string into this thread's scratch buffer ([`crate::server::with_scratch`]) and
@@ -185,16 +189,12 @@ fn with_str<R>(
 ) -> Result<R, Throw> {
   crate::server::with_scratch(|buf| {
     read_utf8_into(env, v, buf)?;
-    // Node-API writes valid UTF-8.
-    let s = std::str::from_utf8(buf)
-      .map_err(|_| Throw("cannot read a string argument".into(), FAILURE))?;
-    Ok(f(s))
+    Ok(f(std::str::from_utf8(buf).map_err(|_| unreadable())?))
   })
 }
 
 /// Reads a JS string as UTF-8 into `buf` (replacing its contents).
 fn read_utf8_into(env: sys::napi_env, v: sys::napi_value, buf: &mut Vec<u8>) -> Result<(), Throw> {
-  let failed = || Throw("cannot read a string argument".into(), FAILURE);
   let mut len = 0usize;
   buf.clear();
   // SAFETY: `v` is a string of this env; the buffer has room for `len` bytes and the NUL
@@ -202,7 +202,7 @@ fn read_utf8_into(env: sys::napi_env, v: sys::napi_value, buf: &mut Vec<u8>) -> 
   unsafe {
     if sys::napi_get_value_string_utf8(env, v, ptr::null_mut(), 0, &mut len) != sys::Status::napi_ok
     {
-      return Err(failed());
+      return Err(unreadable());
     }
     buf.reserve(len + 1);
     let mut written = 0usize;
@@ -214,7 +214,7 @@ fn read_utf8_into(env: sys::napi_env, v: sys::napi_value, buf: &mut Vec<u8>) -> 
       &mut written,
     ) != sys::Status::napi_ok
     {
-      return Err(failed());
+      return Err(unreadable());
     }
     buf.set_len(written.min(len));
   }

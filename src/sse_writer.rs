@@ -105,8 +105,8 @@ fn chunk_size_line(len: usize, out: &mut [u8; 18]) -> &[u8] {
 /// One connection while an SSE stream is served on it; back to hyper afterwards when it can.
 ///
 /// A hand-written future rather than an `async fn`: an idle stream is this struct and nothing
-/// else (about 80 bytes, so tokio's task for it is 256 bytes; the `async fn` it replaces nested
-/// three frames and made a 640-byte task). The one operation in progress (a write, or the probe of
+/// else (72 bytes, so tokio's task for it is 256 bytes; the `async fn` it replaced nested three
+/// frames and made a 640-byte task). The one operation in progress (a write, or the probe of
 /// a readable socket) is boxed and exists only while it runs.
 pub struct SseConnection {
   /// `None` once the connection was handed on (back to hyper, or to the closer).
@@ -121,14 +121,20 @@ pub struct SseConnection {
   /// HTTP/1.1: chunked framing; HTTP/1.0: close-delimited body.
   chunked: bool,
   keep_alive: bool,
-  /// The client sent nothing meanwhile (the connection is clean for another request).
-  clean: bool,
   /// `op` writes the last chunk: the stream is over when it completes.
   ending: bool,
   /// `op` writes the response head.
   head: bool,
-  /// Bytes the client sent during the stream, discarded (see [`MAX_DISCARDED`]).
+  /// Bytes the client sent during the stream, discarded (see [`MAX_DISCARDED`]); with none, the
+  /// connection is clean for another request.
   discarded: u32,
+}
+
+/// What an idle stream does next.
+enum Step {
+  Run(Op),
+  /// The stream is over (JS ended a close-delimited HTTP/1.0 body: nothing to write).
+  End,
 }
 
 /// A write, or the probe of a readable socket: `Ok(n)` with the bytes the client sent (0 for a
@@ -163,7 +169,6 @@ impl SseConnection {
       op: None,
       chunked,
       keep_alive,
-      clean: true,
       ending: false,
       head: true,
       discarded: 0,
@@ -215,36 +220,37 @@ impl SseConnection {
   }
 
   /// The next step of an idle stream, or `Pending` with every wake-up registered.
-  fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Op>, EndReason>> {
+  fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<Result<Step, EndReason>> {
     if self.ctl.poll_killed(cx).is_ready() {
       return Poll::Ready(Err(self.ctl.reason()));
     }
-    match self.stream.poll_take(cx, &*self.shared.registry) {
-      Poll::Ready(Take::Data(data)) => return Poll::Ready(Ok(self.write_op(data, true))),
+    let op = match self.stream.poll_take(cx, &*self.shared.registry) {
+      Poll::Ready(Take::Data(data)) => self.write_op(data, true),
       Poll::Ready(Take::End) => {
         self.ending = true;
         if !self.chunked {
-          return Poll::Ready(Ok(None));
+          return Poll::Ready(Ok(Step::End));
         }
-        return Poll::Ready(Ok(self.write_op(b"0\r\n\r\n", false)));
+        self.write_op(b"0\r\n\r\n", false)
       }
       Poll::Ready(Take::Gone) => return Poll::Ready(Err(self.ctl.reason())),
-      Poll::Pending => {}
-    }
-    match &self.sock {
-      Some(sock) if sock.poll_read_ready(cx).is_ready() => Poll::Ready(Ok(self.probe_op())),
-      _ => Poll::Pending,
-    }
+      Poll::Pending => match &self.sock {
+        Some(sock) if sock.poll_read_ready(cx).is_ready() => self.probe_op(),
+        _ => return Poll::Pending,
+      },
+    };
+    // No operation only without a socket (the connection was handed on): ends like a kill.
+    Poll::Ready(op.map(Step::Run).ok_or_else(|| self.ctl.reason()))
   }
 
-  /// The stream ended (`Ok(clean)` when JS finished it): reports an end JS did not ask for, then
+  /// The stream ended (`Ok(())` when JS finished it): reports an end JS did not ask for, then
   /// hands the connection back to hyper when it can serve another request, else to the closer.
-  fn finish(&mut self, result: Result<bool, EndReason>) {
+  fn finish(&mut self, result: Result<(), EndReason>) -> Poll<()> {
     self.op = None;
     let keep = match result {
-      Ok(clean) => {
+      Ok(()) => {
         self.stream.close_down();
-        clean && self.keep_alive && self.chunked
+        self.discarded == 0 && self.keep_alive && self.chunked
       }
       Err(reason) => {
         self.ctl.set_reason(reason);
@@ -258,7 +264,9 @@ impl SseConnection {
       }
     };
     self.busy = None;
-    let Some(sock) = self.sock.take() else { return };
+    let Some(sock) = self.sock.take() else {
+      return Poll::Ready(());
+    };
     // The peer address is read again (only when hyper takes the connection back) rather than
     // kept by every idle stream.
     if keep && !self.shared.is_graceful() {
@@ -270,13 +278,14 @@ impl SseConnection {
           self.ctl.clone(),
           self.conn_id,
         ));
-        return;
+        return Poll::Ready(());
       }
     }
     // The end is reported; the socket's teardown (kernel work, and for a FIN the closing
     // handshake) happens on the closer thread, so when many clients leave at once this thread
     // goes on reporting the others.
     self.shared.connection_closed(self.conn_id, sock);
+    Poll::Ready(())
   }
 }
 
@@ -290,49 +299,29 @@ impl Future for SseConnection {
     }
     loop {
       if let Some(op) = &mut this.op {
-        match op.as_mut().poll(cx) {
+        let received = match op.as_mut().poll(cx) {
           Poll::Pending => return Poll::Pending,
-          Poll::Ready(Err(reason)) => {
-            this.finish(Err(reason));
-            return Poll::Ready(());
-          }
-          Poll::Ready(Ok(received)) => {
-            this.op = None;
-            if received > 0 {
-              this.clean = false;
-              let received = u32::try_from(received).unwrap_or(u32::MAX);
-              this.discarded = this.discarded.saturating_add(received);
-              if this.discarded > MAX_DISCARDED {
-                this.finish(Err(EndReason::Client));
-                return Poll::Ready(());
-              }
-            }
-            if std::mem::take(&mut this.head) {
-              this.stream.touch();
-            }
-            if this.ending {
-              this.finish(Ok(this.clean));
-              return Poll::Ready(());
-            }
-          }
+          Poll::Ready(Err(reason)) => return this.finish(Err(reason)),
+          Poll::Ready(Ok(received)) => received,
+        };
+        this.op = None;
+        let received = u32::try_from(received).unwrap_or(u32::MAX);
+        this.discarded = this.discarded.saturating_add(received);
+        if this.discarded > MAX_DISCARDED {
+          return this.finish(Err(EndReason::Client));
+        }
+        if std::mem::take(&mut this.head) {
+          this.stream.touch();
+        }
+        if this.ending {
+          return this.finish(Ok(()));
         }
       }
       match this.poll_idle(cx) {
         Poll::Pending => return Poll::Pending,
-        Poll::Ready(Ok(Some(op))) => this.op = Some(op),
-        Poll::Ready(Ok(None)) if this.ending => {
-          this.finish(Ok(this.clean));
-          return Poll::Ready(());
-        }
-        // Only without a socket, which `poll` checked: ends like a killed connection.
-        Poll::Ready(Ok(None)) => {
-          this.finish(Err(this.ctl.reason()));
-          return Poll::Ready(());
-        }
-        Poll::Ready(Err(reason)) => {
-          this.finish(Err(reason));
-          return Poll::Ready(());
-        }
+        Poll::Ready(Ok(Step::Run(op))) => this.op = Some(op),
+        Poll::Ready(Ok(Step::End)) => return this.finish(Ok(())),
+        Poll::Ready(Err(reason)) => return this.finish(Err(reason)),
       }
     }
   }
