@@ -24,6 +24,8 @@ const readline = require('node:readline');
 const BENCH = __dirname;
 const ROOT = path.join(BENCH, '..');
 const CLIENT = path.join(BENCH, 'target', 'release', 'bench-client');
+// The hello scenario's reference row: hyper with a native handler, no JS (src/hyper_hello.rs).
+const HYPER_HELLO = path.join(BENCH, 'target', 'release', 'hyper-hello');
 const NOFILE = 65536;
 const QUIET_PCT = 15; // % of the 2 cores used by other processes that counts as 'busy'
 
@@ -80,11 +82,16 @@ const ROUNDS = opts.rounds || (Q ? 1 : 2);
 const BC_MODE = opts.bcSync ? 'all broadcasts in one synchronous JS run' : 'one setImmediate between broadcasts';
 
 const ALL_IMPLS = ['hyper-sse', 'hyper-express', 'node'];
-const IMPL_LABEL = { 'hyper-sse': 'hyper-sse', 'hyper-express': 'hyper-express', node: 'node:http' };
-const impls = opts.impls || ALL_IMPLS;
+// `hyper-rust` is not a peer but a reference for `hello` only: what hyper costs without any JS.
+// It runs by default (and with --impls ...,hyper-rust); other scenarios leave it out.
+const REF_IMPL = 'hyper-rust';
+const IMPL_LABEL = { 'hyper-sse': 'hyper-sse', 'hyper-express': 'hyper-express', node: 'node:http', [REF_IMPL]: 'hyper alone, no JS' };
+const withRef = !opts.impls || opts.impls.includes(REF_IMPL);
+const impls = (opts.impls || ALL_IMPLS).filter((i) => i !== REF_IMPL);
 for (const i of impls) if (!ALL_IMPLS.includes(i)) die(`unknown implementation ${i}`);
 
 const three = () => impls.map((impl) => ({ impl, key: impl, label: IMPL_LABEL[impl] }));
+const helloVariants = () => [...three(), ...(withRef ? [{ impl: REF_IMPL, key: REF_IMPL, label: IMPL_LABEL[REF_IMPL] }] : [])];
 const fanVariants = () => {
     const v = [];
     if (impls.includes('hyper-sse')) v.push({ impl: 'hyper-sse', key: 'hyper-sse-channel', label: 'hyper-sse Channel', mode: 'channel' });
@@ -110,9 +117,14 @@ function closeScenario(mode, how) {
 const SCENARIOS = {
     hello: {
         title: `hello: GET / -> 'Hello World', ${CFG.helloConns} keep-alive connections, ${CFG.helloSeconds} s (${opts.loadgen})`,
-        variants: three,
+        variants: helloVariants,
         run: runHello,
-        metrics: [{ k: 'rps', label: 'requests/s', better: 'higher', digits: 0, primary: true }, { k: 'p99_ms', label: 'p99 latency ms', better: 'lower', digits: 2 }],
+        metrics: [
+            { k: 'rps', label: 'requests/s', better: 'higher', digits: 0, primary: true },
+            { k: 'p99_ms', label: 'p99 latency ms', better: 'lower', digits: 2 },
+            // All the server's threads, from /proc, over the measured run.
+            { k: 'cpu_us', label: 'server CPU us/request', better: 'lower', digits: 2 },
+        ],
         target: { k: 'rps', desc: '>= 1.0x hyper-express', check: (m, refs) => (refs['hyper-express'] ? m.rps >= refs['hyper-express'].rps : null) },
     },
     'sse-idle': {
@@ -403,6 +415,37 @@ class ServerProc {
     }
 }
 
+/** The `hyper-rust` reference server: a process that prints `{"port":N}` and serves `GET /`. */
+class RustHelloProc {
+    constructor() {
+        this.impl = REF_IMPL;
+        this.log = '';
+        this.child = spawnWithNofile(HYPER_HELLO, [], { stdio: ['ignore', 'pipe', 'pipe'] });
+        this.exited = new Promise((resolve) => this.child.on('exit', resolve));
+        this.child.stderr.on('data', (d) => (this.log = (this.log + d).slice(-2000)));
+    }
+
+    async start() {
+        const port = new Promise((resolve, reject) => {
+            let out = '';
+            this.child.stdout.on('data', (d) => {
+                out += d;
+                const m = /\{"port":(\d+)\}/.exec(out);
+                if (m) resolve(Number(m[1]));
+            });
+            this.exited.then((code) => reject(new Error(`hyper-hello exited (${code}): ${this.log.trim()}`)));
+        });
+        this.port = await withTimeout(port, 20000, 'hyper-hello: waiting for its port');
+        this.pid = this.child.pid; // `exec` in spawnWithNofile: the bash pid is the server's
+        return this;
+    }
+
+    async stop() {
+        this.child.kill('SIGKILL');
+        await withTimeout(this.exited, 10000, 'hyper-hello exit').catch(() => {});
+    }
+}
+
 // --perf: `perf record` of the server process during a scenario's measured phase, written to
 // bench/perf/<scenario>-<variant>-r<round>.data plus a flat text profile beside it (.txt).
 let currentRun = null; // { scenario, key, round }
@@ -514,7 +557,7 @@ async function openStreams(srv, n, p, extra = []) {
 // Scenarios. Each returns { metrics, info } or throws (-> FAILED row).
 
 async function withServer(impl, fn) {
-    const srv = new ServerProc(impl);
+    const srv = impl === REF_IMPL ? new RustHelloProc() : new ServerProc(impl);
     try {
         await srv.start();
         // Pre-flight: a server that does not answer a plain GET fails fast, not after timeouts.
@@ -580,7 +623,7 @@ async function runHello(v) {
         if (r.non2xx || r.errors || !r.requests) {
             throw new Error(`load generator saw ${r.non2xx} non-2xx responses and ${r.errors} socket errors in ${r.requests} requests ${r.first_error || ''}`);
         }
-        return { metrics: { rps: r.rps, p99_ms: r.p99_ms }, info: { requests: r.requests, loadgen_cmd: r.cmd, server_cpu } };
+        return { metrics: { rps: r.rps, p99_ms: r.p99_ms, cpu_us: (server_cpu.total * 1000) / r.requests }, info: { requests: r.requests, loadgen_cmd: r.cmd, server_cpu } };
     });
 }
 
@@ -760,15 +803,16 @@ async function runFanout(v, round, streams, events, size) {
 // Setup: client build, hyper-express install check, hyper-sse load check
 
 function ensureClient() {
-    const srcs = ['Cargo.toml', 'Cargo.lock', 'src/main.rs'].map((f) => path.join(BENCH, f)).filter((f) => fs.existsSync(f));
+    const srcs = ['Cargo.toml', 'Cargo.lock', 'src/main.rs', 'src/hyper_hello.rs'].map((f) => path.join(BENCH, f)).filter((f) => fs.existsSync(f));
     const newest = Math.max(...srcs.map((f) => fs.statSync(f).mtimeMs));
-    if (fs.existsSync(CLIENT) && fs.statSync(CLIENT).mtimeMs >= newest) return;
+    const built = [CLIENT, HYPER_HELLO].every((f) => fs.existsSync(f) && fs.statSync(f).mtimeMs >= newest);
+    if (built) return;
     console.log('bench: building the Rust load client (cargo build --release in bench/) ...');
     const r = spawnSync('cargo', ['build', '--release', '--manifest-path', path.join(BENCH, 'Cargo.toml'), '--target-dir', path.join(BENCH, 'target')], {
         stdio: 'inherit',
         env: { ...process.env, CARGO_BUILD_JOBS: process.env.CARGO_BUILD_JOBS || '2' },
     });
-    if (r.status !== 0 || !fs.existsSync(CLIENT)) die('building bench-client failed (needs cargo and crates.io access)');
+    if (r.status !== 0 || !fs.existsSync(CLIENT) || !fs.existsSync(HYPER_HELLO)) die('building bench-client failed (needs cargo and crates.io access)');
 }
 
 function checkImpl(impl) {
