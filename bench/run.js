@@ -1015,7 +1015,8 @@ function printTable(sc, variants, agg, refs) {
         // fast round of one server with slow rounds of the other.
         const pairs = { 'hyper-express': pairedRatio(a, agg['hyper-express'], primary.k), node: pairedRatio(a, agg.node, primary.k) };
         a.paired = pairs;
-        const pr = (x, self) => (self ? '1.00x' : x === null ? '-' : `${x.toFixed(2)}x`);
+        // Three decimals: the verdict is on this figure, and 1.00x could hide either side of it.
+        const pr = (x, self) => (self ? '1.000x' : x === null ? '-' : `${x.toFixed(3)}x`);
         row.push(pr(pairs['hyper-express'], v.key === 'hyper-express'), pr(pairs.node, v.key === 'node'));
         const t = sc.target;
         const applies = v.impl === 'hyper-sse' && (!t.only || t.only === v.key);
