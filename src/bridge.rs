@@ -191,28 +191,18 @@ pub(crate) fn head_of<'a>(status: u32, reason: Option<&'a str>, headers: &'a [St
 /// instead of a call and four values per request.
 fn batch_args(batch: Vec<Dispatch>) -> DispatchArgs {
   let mut nums = Vec::with_capacity(batch.len() * 3);
-  let text_len = batch
-    .iter()
-    .map(|d| {
-      let params = d
-        .params
-        .as_ref()
-        .map_or(0, |p| p.iter().map(|v| v.len() + 1).sum());
-      d.method.len() + d.url.len() + 2 + params
-    })
-    .sum();
-  let mut text = String::with_capacity(text_len);
+  let text_len: usize = batch.iter().map(|d| d.text.len()).sum();
+  let mut text = String::new();
   for d in batch {
-    let params = d.params.unwrap_or_default();
     nums.push(d.id as f64);
     nums.push(f64::from(d.route));
-    nums.push(params.len() as f64);
-    for field in std::iter::once(d.method)
-      .chain(std::iter::once(d.url))
-      .chain(params)
-    {
-      text.push_str(&field);
-      text.push('\0');
+    nums.push(f64::from(d.params));
+    if text.is_empty() {
+      // The first request's text, moved: a batch of one is not copied.
+      text = d.text;
+      text.reserve(text_len - text.len());
+    } else {
+      text.push_str(&d.text);
     }
   }
   (Float64Array::new(nums), text).into()

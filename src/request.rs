@@ -37,9 +37,28 @@ pub trait JsEvents: Send + Sync {
 pub struct Dispatch {
   pub id: u64,
   pub route: i32,
-  pub method: String,
-  pub url: String,
-  pub params: Option<Vec<String>>,
+  /// How many route parameters follow the url in `text`.
+  pub params: u32,
+  /// The method, the url and the route parameters, each followed by a NUL: one allocation per
+  /// request, handed to JS as it is when a batch holds one request (`bridge::batch_args`).
+  pub text: String,
+}
+
+impl Dispatch {
+  pub fn new(id: u64, route: i32, method: &str, url: &str, params: &[&str]) -> Dispatch {
+    let len = method.len() + url.len() + 2 + params.iter().map(|p| p.len() + 1).sum::<usize>();
+    let mut text = String::with_capacity(len);
+    for field in [method, url].into_iter().chain(params.iter().copied()) {
+      text.push_str(field);
+      text.push('\0');
+    }
+    Dispatch {
+      id,
+      route,
+      params: u32::try_from(params.len()).unwrap_or(u32::MAX),
+      text,
+    }
+  }
 }
 
 /// Request headers in one allocation: `name\0value\0name\0value\0...`, names lowercase, wire
@@ -232,6 +251,17 @@ impl Drop for PendingGuard {
 #[cfg(test)]
 mod tests {
   use super::*;
+
+  #[test]
+  fn dispatch_text_is_method_url_params_each_nul_terminated() {
+    let d = Dispatch::new(7, 3, "GET", "/users/ab/posts/1?x=%20", &["ab", "p1"]);
+    assert_eq!((d.id, d.route, d.params), (7, 3, 2));
+    assert_eq!(d.text, "GET\0/users/ab/posts/1?x=%20\0ab\0p1\0");
+    // Sized exactly: no reallocation while it is built.
+    assert_eq!(d.text.capacity(), d.text.len());
+    let none = Dispatch::new(1, -1, "POST", "/", &[]);
+    assert_eq!((none.params, none.text.as_str()), (0, "POST\0/\0"));
+  }
 
   #[derive(Default)]
   struct Log(Mutex<Vec<(u64, u8)>>);

@@ -715,27 +715,32 @@ async fn handle(
   // From the head on (a slow body upload included) the connection is not idle.
   let _busy = Idle::request(&conn);
   let (parts, body) = req.into_parts();
-  let (route, limit, params) = {
+  let method = parts.method.as_str();
+  let url = parts
+    .uri
+    .path_and_query()
+    .map_or_else(|| parts.uri.path(), |pq| pq.as_str());
+  // What JS gets, made now while the route's parameters borrow the path (the id comes later).
+  let (limit, mut dispatch) = {
     let routes = shared
       .routes
       .read()
       .unwrap_or_else(|e| e.into_inner())
       .clone();
-    match routes.find(parts.method.as_str(), parts.uri.path()) {
+    match routes.find(method, parts.uri.path()) {
       Some(found) => {
         let limit = if found.route.max_body_length > 0 {
           found.route.max_body_length
         } else {
           shared.cfg.max_body_length
         };
-        let params = if found.params.is_empty() {
-          None
-        } else {
-          Some(found.params.iter().map(|s| s.to_string()).collect())
-        };
-        (found.route.id, limit, params)
+        let dispatch = Dispatch::new(0, found.route.id, method, url, &found.params);
+        (limit, dispatch)
       }
-      None => (-1, shared.cfg.max_body_length, None),
+      None => (
+        shared.cfg.max_body_length,
+        Dispatch::new(0, -1, method, url, &[]),
+      ),
     }
   };
 
@@ -769,11 +774,6 @@ async fn handle(
     .get_all(http::header::CONNECTION)
     .iter()
     .any(|v| v.to_str().is_ok_and(has_close_token));
-  let method = parts.method.as_str().to_string();
-  let url = parts.uri.path_and_query().map_or_else(
-    || parts.uri.path().to_string(),
-    |pq| pq.as_str().to_string(),
-  );
   let (tx, rx) = oneshot::channel();
   shared.registry.insert(
     id,
@@ -796,13 +796,8 @@ async fn handle(
     conn,
     armed: true,
   };
-  shared.queue_dispatch(Dispatch {
-    id,
-    route,
-    method,
-    url,
-    params,
-  });
+  dispatch.id = id;
+  shared.queue_dispatch(dispatch);
   drop(parts);
   let res = rx.await;
   guard.armed = false;
