@@ -164,6 +164,47 @@ test('text(), json(), buffer() and urlencoded() read the body, and results are c
   });
 });
 
+// Hyper-Express copies the request's data when it is created, so handlers may read it after
+// answering (after an await, in a timer). Read nothing before answering, answer, wait past the
+// end of the tick in which the response closed (when the native side forgets the request), then
+// read everything.
+test('headers, ip, cookies and the body stay readable after the response completed', T, async () => {
+  let later;
+  const { port } = await startServer((app) => {
+    app.post('/late', (req, res) => {
+      res.send('ok');
+      later = new Promise((resolve) => {
+        setTimeout(async () => {
+          resolve({
+            headers: { ...req.headers },
+            ua: req.get('user-agent'),
+            ip: req.ip,
+            cookies: { ...req.cookies },
+            text: await req.text(),
+            json: await req.json(null),
+          });
+        }, 50);
+      });
+    });
+  });
+  const body = JSON.stringify({ a: 1 });
+  const r = await request(port, {
+    method: 'POST',
+    path: '/late',
+    headers: { 'User-Agent': 'late/1', Cookie: 'k=v%20w' },
+    body,
+  });
+  assert.equal(r.status, 200);
+  const seen = await later;
+  assert.equal(seen.ua, 'late/1');
+  assert.equal(seen.headers['user-agent'], 'late/1');
+  assert.equal(seen.headers['content-length'], String(Buffer.byteLength(body)));
+  assert.equal(seen.ip, '127.0.0.1');
+  assert.deepEqual(seen.cookies, { k: 'v w' });
+  assert.equal(seen.text, body);
+  assert.deepEqual(seen.json, { a: 1 });
+});
+
 test('urlencoded() parses the body with querystring semantics', T, async () => {
   const port = await probe((req) => req.urlencoded(), { method: 'post' });
   assert.deepEqual(await ask(port, { method: 'POST', path: '/u', body: 'a=1&b=x%20y&a=2' }), { a: ['1', '2'], b: 'x y' });

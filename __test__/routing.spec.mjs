@@ -60,7 +60,7 @@ test('a batch of requests from the native side (onRequests) is split into its re
   // native side, so the responses are no-ops; what counts is what each handler saw.
   const seen = [];
   const record = (req, res) => {
-    seen.push([req.method, req.url, { ...req.path_parameters }]);
+    seen.push([req.method, req.url, { ...req.path_parameters }, req.ip, { ...req.headers }]);
     res.send('x');
   };
   const { app } = await startServer((app) => {
@@ -73,13 +73,15 @@ test('a batch of requests from the native side (onRequests) is split into its re
   assert.ok(u >= 0 && plain >= 0);
   const base = 2 ** 40;
   app._on_requests(
-    new Float64Array([base, u, 2, base + 1, plain, 0, base + 2, u, 2]),
+    new Float64Array([base, u, 2, 0, base + 1, plain, 0, 0, base + 2, u, 2, 0]),
     'GET\0/u/1/%E2%82%AC?x=1\0' + '1\0%E2%82%AC\0' + 'POST\0/plain\0' + 'GET\0/u/a/b\0a\0b\0',
+    ['127.0.0.1\0host\0h1\0', '::1\0', '10.0.0.2\0x-a\x001\0x-a\x002\0x-e\0\0'],
   );
   assert.deepEqual(seen, [
-    ['GET', '/u/1/%E2%82%AC?x=1', { a: '1', b: '%E2%82%AC' }],
-    ['POST', '/plain', {}],
-    ['GET', '/u/a/b', { a: 'a', b: 'b' }],
+    ['GET', '/u/1/%E2%82%AC?x=1', { a: '1', b: '%E2%82%AC' }, '127.0.0.1', { host: 'h1' }],
+    ['POST', '/plain', {}, '::1', {}],
+    // A repeated header: the last value wins (spec 4.1).
+    ['GET', '/u/a/b', { a: 'a', b: 'b' }, '10.0.0.2', { 'x-a': '2', 'x-e': '' }],
   ]);
 });
 

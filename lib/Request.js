@@ -2,14 +2,15 @@
 /**
  * Request: the Hyper-Express 6.14.12 request API (spec section 4) over the native addon.
  *
- * Everything is lazy: headers, body, peer address and the parsed url are fetched from the native
- * side on first use. The body is complete before the handler runs (chunked bodies included), so
+ * The native side hands over the peer address and the headers as one string with the request;
+ * they are parsed on first use. The body is fetched from the native side on first use. The body is complete before the handler runs (chunked bodies included), so
  * `buffer()`/`text()`/`json()`/`urlencoded()` resolve at once. A Readable stream over the body is
  * created on first use of a stream method (`pipe`, `on('data')`, `read`, ...); it emits
  * `'received'(totalBytes)`.
  *
- * Lazily read request data (headers, body, ip) is available while the response is open and
- * until the end of the tick in which it closed.
+ * Request data stays readable after the response completed, as in Hyper-Express (which copies
+ * it): headers and ip are this object's own string, and a body not read yet is fetched when
+ * the response closes (at the end of that tick, before the native side forgets the request).
  *
  * Memory: a Request stays alive per open stream, so its own fields are only what the native
  * call gave; everything computed lazily lives in a `RequestExtra` created on first use.
@@ -60,14 +61,18 @@ class Request {
    * @param {string} method uppercase method
    * @param {string} url raw request target
    * @param {string[] | null} params raw path-parameter values
+   * @param {string} head peer address then headers: `ip\0name\0value\0...`
+   * @param {number} bodyLength bytes in the body
    */
-  constructor(route, id, method, url, params) {
+  constructor(route, id, method, url, params, head, bodyLength) {
     /** The matched route record. */
     this.route = route;
     /** @private */ this._id = id;
     /** @private */ this._method = method;
     /** @private */ this._raw_url = url;
     /** @private */ this._params = params;
+    /** @private peer address and headers, parsed on first use */ this._head = head;
+    /** @private */ this._body_length = bodyLength;
     /** @private lazily computed data (`RequestExtra`), see `_more()` */ this._extra = null;
   }
 
@@ -140,10 +145,10 @@ class Request {
    * @type {Record<string, string>}
    */
   get headers() {
-    // One string `name\0value\0...` (src/fast.rs): ~3x faster than an array of 2n strings.
-    const list = this.route.app._fast.reqHeaderText(this._id).split('\0');
+    // One string `ip\0name\0value\0...` from the native side: ~3x faster than 2n strings.
+    const list = this._head.split('\0');
     const headers = {};
-    for (let i = 0; i + 1 < list.length; i += 2) headers[list[i]] = list[i + 1];
+    for (let i = 1; i + 1 < list.length; i += 2) headers[list[i]] = list[i + 1];
     Object.defineProperty(this, 'headers', { value: headers, writable: true, enumerable: true, configurable: true });
     return headers;
   }
@@ -209,7 +214,7 @@ class Request {
     const extra = this._more();
     if (extra.ip === null) {
       const xff = this.route.app._options.trust_proxy ? this.headers['x-forwarded-for'] : undefined;
-      extra.ip = xff ? xff.split(',')[0].trim() : this._native.reqRemote(this._id) || '';
+      extra.ip = xff ? xff.split(',')[0].trim() : this._head.slice(0, this._head.indexOf('\0'));
     }
     return extra.ip;
   }
@@ -371,8 +376,18 @@ class Request {
   /** @private */
   _buffer() {
     const extra = this._more();
-    if (extra.body === null) extra.body = this._native.reqBody(this._id) || Buffer.alloc(0);
+    if (extra.body === null) {
+      extra.body = this._body_length === 0 ? Buffer.alloc(0) : this._native.reqBody(this._id) || Buffer.alloc(0);
+    }
     return extra.body;
+  }
+
+  /**
+   * @private called when the response closed, before the native side forgets the request: keeps
+   * a body not read yet, so that it stays readable afterwards
+   */
+  _keep_body() {
+    if (this._body_length > 0 && (this._extra === null || this._extra.body === null)) this._buffer();
   }
 
   /** The body as a Buffer (empty when none). @returns {Promise<Buffer>} */

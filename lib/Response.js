@@ -253,6 +253,7 @@ class Response {
     if (this._events !== undefined && this._events.close !== undefined) this.emit('close', this._req, this);
     const app = this.route.app;
     OPEN.delete(this._id);
+    this._req._keep_body();
     queueRelease(app._release, this._id);
     app._response_closed();
   }

@@ -227,7 +227,7 @@ class Server extends Router {
     /** @private */ this._not_found = null;
     /** @private */ this._native = null;
     /** @private */ this._release = null;
-    /** @private resEnd, resWrite, sseSend, reqHeaderText of the native server, without napi-rs's per-call cost */
+    /** @private resEnd, resWrite, sseSend of the native server, without napi-rs's per-call cost */
     this._fast = null;
     /** @private */ this._socket = null;
     /** @private */ this._port = -1;
@@ -368,13 +368,14 @@ class Server extends Router {
 
   /**
    * The entry point of the native side for a batch of requests (hot path, docs/NATIVE.md
-   * `onRequests`): `nums` is `[id, routeId, paramCount, ...]`, `text` each request's method, url
-   * and parameters, each followed by a NUL.
+   * `onRequests`): `nums` is `[id, routeId, paramCount, bodyLength, ...]`, `text` each request's
+   * method, url and parameters, each followed by a NUL, `heads` each request's peer address and
+   * headers (`ip\0name\0value\0...`).
    * @private
    */
-  _on_requests(nums, text) {
+  _on_requests(nums, text, heads) {
     let pos = 0;
-    for (let i = 0; i + 2 < nums.length; i += 3) {
+    for (let i = 0, r = 0; i + 3 < nums.length; i += 4, r++) {
       let end = text.indexOf('\0', pos);
       const method = text.slice(pos, end);
       pos = end + 1;
@@ -392,7 +393,7 @@ class Server extends Router {
         }
       }
       try {
-        this._on_request(nums[i], nums[i + 1], method, url, params);
+        this._on_request(nums[i], nums[i + 1], method, url, params, heads[r], nums[i + 3]);
       } catch (err) {
         // _on_request reports errors itself; this only keeps the rest of the batch flowing.
         console.error(err);
@@ -404,14 +405,14 @@ class Server extends Router {
    * One request of a batch (see `_on_requests`).
    * @private
    */
-  _on_request(id, routeId, method, url, params) {
+  _on_request(id, routeId, method, url, params, head, bodyLength) {
     let route = routeId >= 0 ? this._route_list[routeId] : undefined;
     if (route === undefined) route = this._not_found;
     // The route's own method and path strings when they are the same: the strings made for this
     // call are then garbage at once instead of being held by the request (an open SSE stream).
     if (method === route.method) method = route.method;
     if (url === route.path) url = route.path;
-    const req = new Request(route, id, method, url, params);
+    const req = new Request(route, id, method, url, params, head, bodyLength);
     const res = new Response(route, req, id);
     OPEN.set(id, res);
     this._open++;
@@ -479,7 +480,7 @@ class Server extends Router {
         const { NativeServer } = native.load();
         this._native = new NativeServer(
           this._native_options(),
-          (nums, text) => this._on_requests(nums, text),
+          (nums, text, heads) => this._on_requests(nums, text, heads),
           onEvents
         );
         // The per-response and per-message calls as plain Node-API functions (src/fast.rs):
@@ -488,7 +489,6 @@ class Server extends Router {
           resEnd: this._native.nativeFn('resEnd'),
           resWrite: this._native.nativeFn('resWrite'),
           sseSend: this._native.nativeFn('sseSend'),
-          reqHeaderText: this._native.nativeFn('reqHeaderText'),
         };
         this._release = { native: this._native, ids: [], queued: false };
         setFlusher(this._native);

@@ -33,7 +33,7 @@ impl From<CrateError> for napi::Error {
 }
 
 /// A batch of requests for `onRequests(nums, text)` (see [`batch_args`]).
-type DispatchArgs = FnArgs<(Float64Array, String)>;
+type DispatchArgs = FnArgs<(Float64Array, String, Vec<String>)>;
 type DispatchFn = ThreadsafeFunction<Vec<Dispatch>, (), DispatchArgs, Status, false, true>;
 type EventArgs = FnArgs<(Float64Array,)>;
 type EventFn = ThreadsafeFunction<(), (), EventArgs, Status, false, true>;
@@ -184,19 +184,25 @@ pub(crate) fn head_of<'a>(status: u32, reason: Option<&'a str>, headers: &'a [St
   }
 }
 
-/// A batch of requests as the arguments of one JS call: `nums` is `[id, routeId, paramCount, ...]`
-/// (three numbers per request) and `text` holds each request's method, url and parameters in that
-/// order, each followed by a NUL (none of them can contain one: methods are tokens, the url and
-/// the parameters, taken raw from it, are URI characters). One call and two JS values per batch,
-/// instead of a call and four values per request.
+/// A batch of requests as the arguments of one JS call: `nums` is
+/// `[id, routeId, paramCount, bodyLength, ...]` (four numbers per request), `text` holds each
+/// request's method, url and parameters in that order, each followed by a NUL (none of them can
+/// contain one: methods are tokens, the url and the parameters, taken raw from it, are URI
+/// characters), and `heads` holds one string per request: its peer address and headers
+/// ([`crate::request::head_text`]). One call per batch instead of a call and several values per
+/// request; the heads are separate strings so that a request kept open (an SSE stream) holds its
+/// own, not a slice of the whole batch.
 fn batch_args(batch: Vec<Dispatch>) -> DispatchArgs {
-  let mut nums = Vec::with_capacity(batch.len() * 3);
+  let mut nums = Vec::with_capacity(batch.len() * 4);
+  let mut heads = Vec::with_capacity(batch.len());
   let text_len: usize = batch.iter().map(|d| d.text.len()).sum();
   let mut text = String::new();
   for d in batch {
     nums.push(d.id as f64);
     nums.push(f64::from(d.route));
     nums.push(f64::from(d.params));
+    nums.push(d.body_len as f64);
+    heads.push(d.head);
     if text.is_empty() {
       // The first request's text, moved: a batch of one is not copied.
       text = d.text;
@@ -205,7 +211,7 @@ fn batch_args(batch: Vec<Dispatch>) -> DispatchArgs {
       text.push_str(&d.text);
     }
   }
-  (Float64Array::new(nums), text).into()
+  (Float64Array::new(nums), text, heads).into()
 }
 
 /// A JS number as an id or count: negative, NaN and infinite values are 0.
@@ -353,17 +359,6 @@ impl NativeServer {
       .with(id_of(id), |e| e.body.clone())
       .unwrap_or_default();
     Buffer::from(body.to_vec())
-  }
-
-  /// Peer IP address text.
-  #[napi(catch_unwind)]
-  pub fn req_remote(&self, id: f64) -> String {
-    self
-      .server
-      .shared
-      .registry
-      .with(id_of(id), |e| e.remote.ip().to_string())
-      .unwrap_or_default()
   }
 
   /// Starts a streamed (chunked) response; `sse` enables heartbeats. `highWaterMark` (bytes,

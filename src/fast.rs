@@ -1,5 +1,5 @@
 //! Plain Node-API functions for the calls JS makes once per response, SSE message or header read:
-//! `resEnd`, `resWrite`, `sseSend`, `reqHeaderText` (`docs/NATIVE.md`).
+//! `resEnd`, `resWrite`, `sseSend` (`docs/NATIVE.md`).
 //!
 //! A `#[napi]` method costs about 300 ns per call before any work (napi-rs 3 opens a borrow
 //! scope, allocates its storage and registers the receiver in a process-wide table); measured
@@ -286,31 +286,6 @@ fn sse_send(shared: &Shared, a: &Args) -> Result<sys::napi_value, Throw> {
   Ok(js_int(a.env, n))
 }
 
-/// `reqHeaderText(id) → string`: the request's headers as one string, `name\0value\0` for each
-/// header in wire order (names lowercase; a NUL inside a value was made a space); `''` for an
-/// unknown id. One string instead of an array of 2n strings made one by one.
-fn req_header_text(shared: &Shared, a: &Args) -> Result<sys::napi_value, Throw> {
-  let id = crate::bridge::id_of(a.number(0, "id")?);
-  // Copied out first: making a JS string can run V8's garbage collector, and the registry's lock
-  // must not be held meanwhile (the runtime threads take it for every request).
-  let text: Option<Box<str>> = shared.registry.with(id, |e| e.headers.as_str().into());
-  let text = text.as_deref().unwrap_or("");
-  let mut v = ptr::null_mut();
-  // SAFETY: creates a string in this callback's env from `text.len()` bytes of valid UTF-8.
-  let status = unsafe {
-    sys::napi_create_string_utf8(
-      a.env,
-      text.as_ptr() as *const c_char,
-      text.len() as isize,
-      &mut v,
-    )
-  };
-  if status != sys::Status::napi_ok {
-    return Err(Throw("cannot make the headers string".into(), FAILURE));
-  }
-  Ok(v)
-}
-
 /// Runs `call` for a callback: arguments read, panics caught, errors thrown.
 ///
 /// # Safety
@@ -377,7 +352,6 @@ macro_rules! entry {
 entry!(res_end_cb, res_end);
 entry!(res_write_cb, res_write);
 entry!(sse_send_cb, sse_send);
-entry!(req_header_text_cb, req_header_text);
 
 unsafe extern "C" fn finalize(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
   if !data.is_null() {
@@ -386,7 +360,7 @@ unsafe extern "C" fn finalize(_env: sys::napi_env, data: *mut c_void, _hint: *mu
   }
 }
 
-/// Makes the plain function `name` (`resEnd`, `resWrite`, `sseSend`, `reqHeaderText`) for `shared`.
+/// Makes the plain function `name` (`resEnd`, `resWrite`, `sseSend`) for `shared`.
 ///
 /// # Errors
 /// When Node-API fails or the name is unknown.
@@ -396,7 +370,6 @@ pub fn make(env: sys::napi_env, shared: &Arc<Shared>, name: &str) -> napi::Resul
       "resEnd" => res_end_cb,
       "resWrite" => res_write_cb,
       "sseSend" => sse_send_cb,
-      "reqHeaderText" => req_header_text_cb,
       _ => {
         return Err(napi::Error::new(
           napi::Status::InvalidArg,

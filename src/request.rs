@@ -6,7 +6,7 @@
 //! it reports through the [`JsEvents`] trait.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -42,6 +42,12 @@ pub struct Dispatch {
   /// The method, the url and the route parameters, each followed by a NUL: one allocation per
   /// request, handed to JS as it is when a batch holds one request (`bridge::batch_args`).
   pub text: String,
+  /// The peer's IP address then the headers (see [`head_text`]): the request's own JS string,
+  /// so the request keeps them after its response completed (as Hyper-Express, which copies
+  /// them), without holding the strings of other requests of its batch.
+  pub head: String,
+  /// Bytes in the request body (read by JS on demand).
+  pub body_len: usize,
 }
 
 impl Dispatch {
@@ -57,50 +63,42 @@ impl Dispatch {
       route,
       params: u32::try_from(params.len()).unwrap_or(u32::MAX),
       text,
+      head: String::new(),
+      body_len: 0,
     }
   }
 }
 
-/// Request headers in one allocation: `name\0value\0name\0value\0...`, names lowercase, wire
-/// order. Header names cannot contain NUL; a value with NUL is stored lossily (NUL → space).
-#[derive(Default)]
-pub struct HeaderBlob(Box<str>);
-
-impl HeaderBlob {
-  pub fn copy_from(map: &HeaderMap) -> HeaderBlob {
-    let mut s = String::with_capacity(map.len() * 32);
-    for (name, value) in map {
-      s.push_str(name.as_str());
-      s.push('\0');
-      let value = String::from_utf8_lossy(value.as_bytes());
-      if value.contains('\0') {
-        s.push_str(&value.replace('\0', " "));
-      } else {
-        s.push_str(&value);
-      }
-      s.push('\0');
+/// The peer's IP address and the request headers as one string: `ip\0name\0value\0...`, names
+/// lowercase, in wire order. Header names cannot contain NUL; a value with NUL is made lossily
+/// (NUL → space), as is a value that is not UTF-8.
+pub fn head_text(ip: IpAddr, map: &HeaderMap) -> String {
+  use std::fmt::Write;
+  let mut s = String::with_capacity(16 + map.len() * 32);
+  let _ = write!(s, "{ip}");
+  s.push('\0');
+  for (name, value) in map {
+    s.push_str(name.as_str());
+    s.push('\0');
+    let value = String::from_utf8_lossy(value.as_bytes());
+    if value.contains('\0') {
+      s.push_str(&value.replace('\0', " "));
+    } else {
+      s.push_str(&value);
     }
-    HeaderBlob(s.into_boxed_str())
+    s.push('\0');
   }
-
-  /// `name\0value\0` for each header, in wire order.
-  pub fn as_str(&self) -> &str {
-    &self.0
-  }
+  s
 }
 
 /// One in-flight request.
 pub struct Entry {
-  /// Request headers, copied out of hyper's read buffer (so that buffer can be reused), read
-  /// lazily by JS.
-  pub headers: HeaderBlob,
   /// HTTP/1.1 (else 1.0): decides chunked framing of an SSE stream.
   pub http11: bool,
   /// The client asked to close the connection after this request.
   pub req_close: bool,
   /// The complete request body (read before JS is called).
   pub body: Bytes,
-  pub remote: SocketAddr,
   pub conn: Arc<ConnCtl>,
   /// Hands the response to the waiting hyper service; taken by the first response call.
   pub responder: Option<oneshot::Sender<Reply>>,
@@ -275,26 +273,27 @@ mod tests {
   }
 
   #[test]
-  fn header_blob_keeps_order_and_values() {
+  fn head_text_is_ip_then_headers_in_order() {
     let mut map = HeaderMap::new();
     map.append("x-multi", "1".parse().unwrap());
     map.append("host", "a:1".parse().unwrap());
     map.append("x-multi", "2".parse().unwrap());
     map.append("x-empty", "".parse().unwrap());
     assert_eq!(
-      HeaderBlob::copy_from(&map).as_str(),
-      "x-multi\x001\x00x-multi\x002\x00host\x00a:1\x00x-empty\x00\x00"
+      head_text("127.0.0.1".parse().unwrap(), &map),
+      "127.0.0.1\x00x-multi\x001\x00x-multi\x002\x00host\x00a:1\x00x-empty\x00\x00"
     );
-    assert_eq!(HeaderBlob::default().as_str(), "");
+    assert_eq!(
+      head_text("::1".parse().unwrap(), &HeaderMap::new()),
+      "::1\x00"
+    );
   }
 
   fn entry() -> Entry {
     Entry {
-      headers: HeaderBlob::default(),
       http11: true,
       req_close: false,
       body: Bytes::new(),
-      remote: "127.0.0.1:1".parse().unwrap(),
       conn: ConnCtl::new(),
       responder: None,
       stream: None,

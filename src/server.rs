@@ -774,15 +774,14 @@ async fn handle(
     .get_all(http::header::CONNECTION)
     .iter()
     .any(|v| v.to_str().is_ok_and(has_close_token));
+  let body_len = body.len();
   let (tx, rx) = oneshot::channel();
   shared.registry.insert(
     id,
     Entry {
-      headers: crate::request::HeaderBlob::copy_from(&parts.headers),
       http11,
       req_close,
       body,
-      remote,
       conn: conn.clone(),
       responder: Some(tx),
       stream: None,
@@ -797,6 +796,8 @@ async fn handle(
     armed: true,
   };
   dispatch.id = id;
+  dispatch.head = crate::request::head_text(remote.ip(), &parts.headers);
+  dispatch.body_len = body_len;
   shared.queue_dispatch(dispatch);
   drop(parts);
   let res = rx.await;
