@@ -203,6 +203,31 @@ test('a 20,000-byte SSE event returns false and drain follows', T, async () => {
   assert.equal(client.events[1].data, 'after-drain');
 });
 
+test('one write larger than the cap reaches a reading client whole; a write that finds 4x the cap queued evicts, and ending the response afterwards still reports slow_client', T, async () => {
+  const cap = 64 * 1024;
+  const { port, recs } = await sseServer((res) => res.sse.send('first'), { max_queued_bytes: cap, sse_heartbeat: 0 });
+  // A reading client gets one 1 MiB event (16x the cap) in full.
+  const reader = await openSSE(port, '/sse');
+  await reader.waitEvents(1);
+  const big = 'z'.repeat(1024 * 1024);
+  assert.equal(recs[0].res.sse.send(big), false, 'over the high-water mark: false, then drain');
+  await reader.waitEvents(2, 5000);
+  assert.equal(reader.events[1].data.length, big.length);
+  assert.deepEqual(recs[0].names.filter((n) => n !== 'drain'), ['prepare']);
+  // Two such writes in a row: the second finds the first still queued (>= 4x the cap) and
+  // evicts; sse.close() right after, before the eviction event arrived, reports the eviction.
+  const second = await openSSE(port, '/sse');
+  await second.waitEvents(1);
+  const rec = recs[1];
+  rec.res.sse.send(big);
+  assert.equal(rec.res.sse.send('more'), false);
+  rec.res.sse.close();
+  await until(() => rec.closed(), 3000, 'close after eviction');
+  await sleep(30);
+  assert.deepEqual(rec.names.filter((n) => n !== 'drain'), ['prepare', 'abort', 'close']);
+  assert.equal(rec.res.close_reason, 'slow_client');
+});
+
 test('a client that stops reading while the server keeps sending is evicted at the queue cap as slow_client, a reading client is not, and memory stays bounded', { timeout: 30000 }, async (t) => {
   // Bursts of 32 KiB every 2 ms stay under the 64 KiB cap for a client that reads (the server
   // side drains them long before the next burst), so only a client that stops reading lets

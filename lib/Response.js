@@ -25,6 +25,9 @@ const { STATUS_CODES } = require('node:http');
 const cookie = require('cookie');
 const mime = require('mime-types');
 const { OPEN, queueRelease, touch } = require('./state');
+
+/** `close_reason` of a response the native side ended, by its end code (docs/NATIVE.md onEvents). */
+const END_REASONS = [undefined, 'client', 'timeout', 'slow_client'];
 const { sign } = require('./signature');
 const SSEventStream = require('./SSEventStream');
 const { addSharedAccessors } = require('./shared');
@@ -292,11 +295,9 @@ class Response {
     if (this.completed) return;
     switch (code) {
       case 1:
-        return this._abort('client');
       case 2:
-        return this._abort('timeout');
       case 3:
-        return this._abort('slow_client');
+        return this._abort(END_REASONS[code]);
       case 4:
         this._flags &= ~NEED_DRAIN;
         if (this._events !== undefined && this._events.drain !== undefined) this.emit('drain');
@@ -305,9 +306,13 @@ class Response {
     }
   }
 
-  /** @private the native side no longer knows this id (raced with a disconnect) */
+  /**
+   * @private a call found the response ended by the native side before its event arrived (the
+   * event is then ignored): abort with the reason the native side recorded
+   */
   _gone() {
-    if (!this.completed) this._abort('client');
+    if (this.completed) return;
+    this._abort(END_REASONS[this._native.endReason(this._id)] || 'client');
   }
 
   // ---------------------------------------------------------------- head

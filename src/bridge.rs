@@ -349,6 +349,13 @@ impl NativeServer {
     self.server.parked() as u32
   }
 
+  /// Why the response of `id` ended, when it ended without JS completing it: 1 the client left,
+  /// 2 write timeout, 3 slow client evicted; 0 when no end was reported or the id is unknown.
+  #[napi(catch_unwind)]
+  pub fn end_reason(&self, id: f64) -> u32 {
+    u32::from(self.server.shared.registry.end_code(id_of(id)))
+  }
+
   /// The complete request body.
   #[napi(catch_unwind)]
   pub fn req_body(&self, id: f64) -> Buffer {

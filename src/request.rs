@@ -108,6 +108,9 @@ pub struct Entry {
   pub js_done: bool,
   /// An end event was reported (at most once).
   pub reported: bool,
+  /// The reported end's [`EndReason`] code (0 before): what JS asks when a call finds the
+  /// response gone before the event arrived.
+  pub end_code: u8,
 }
 
 /// Hashes request ids (sequential integers) with one multiplication: SipHash showed up in
@@ -168,6 +171,12 @@ impl Registry {
     lock(&self.entries).get_mut(&id).map(|e| f(e))
   }
 
+  /// The [`EndReason`] code of the reported end of `id`; 0 when none was reported (or the id is
+  /// unknown).
+  pub fn end_code(&self, id: u64) -> u8 {
+    self.with(id, |e| e.end_code).unwrap_or(0)
+  }
+
   /// Forgets requests JS has finished with.
   pub fn release(&self, ids: &[u64]) {
     let mut map = lock(&self.entries);
@@ -200,6 +209,7 @@ impl Registry {
           return false;
         }
         e.reported = true;
+        e.end_code = reason as u8;
         e.responder = None;
         true
       })
@@ -299,6 +309,7 @@ mod tests {
       stream: None,
       js_done: false,
       reported: false,
+      end_code: 0,
     }
   }
 
@@ -314,6 +325,14 @@ mod tests {
     reg.report_end(2, EndReason::Client);
     reg.report_end(3, EndReason::Client);
     assert_eq!(*lock(&log.0), vec![(1, 1)]);
+    // The first reason stays; nothing for a response JS completed, or an unknown id.
+    assert_eq!(
+      (reg.end_code(1), reg.end_code(2), reg.end_code(3)),
+      (1, 0, 0)
+    );
+    reg.insert(5, entry());
+    reg.report_end(5, EndReason::SlowClient);
+    assert_eq!(reg.end_code(5), EndReason::SlowClient as u8);
     assert_eq!(reg.complete(2, |_| ()), None, "JS completed it already");
     assert_eq!(reg.complete(1, |_| ()), None, "reported ended already");
     reg.insert(4, entry());

@@ -439,10 +439,13 @@ impl Stream {
     let before = st.buf.len();
     fill(&mut st.buf);
     let queued = st.buf.len();
-    // Over the cap while the socket waits for the client: a slow consumer. Over four times the
-    // cap: evicted anyway, so memory stays bounded whatever the cause.
+    // Over the cap while the socket waits for the client: a slow consumer. A write into a queue
+    // already holding four times the cap: evicted anyway, so memory stays bounded whatever the
+    // cause (at most four times the cap plus one write). One large write into a shorter queue is
+    // kept while the client reads: the app already holds those bytes, and evicting a fast reader
+    // for one big chunk (a file piped in one piece) would be wrong.
     if queued > self.limits.max_queued
-      && (self.conn.is_blocked() || queued > self.limits.max_queued.saturating_mul(4))
+      && (self.conn.is_blocked() || before >= self.limits.max_queued.saturating_mul(4))
     {
       // Slow consumer: keep memory bounded. Drop what we hold and cut the connection.
       st.gone = true;
@@ -825,6 +828,22 @@ mod tests {
       WriteResult::Gone,
       "four times the cap is a hard limit"
     );
+  }
+
+  #[tokio::test]
+  async fn one_write_larger_than_the_hard_limit_is_kept_for_a_reading_client() {
+    let rec = Arc::new(Recorder::default());
+    let conn = ConnCtl::new();
+    let s = Stream::new(5, false, conn.clone(), limits());
+    let body = StreamBody::new(s.clone(), rec.clone());
+    assert_eq!(s.write(&[b'x'; 1000]), WriteResult::Queued(1000));
+    assert_eq!(
+      s.write(&[b'x'; 1]),
+      WriteResult::Gone,
+      "the next write finds four times the cap queued"
+    );
+    drop(body);
+    assert_eq!(*lock(&rec.ended), vec![(5, EndReason::SlowClient)]);
   }
 
   #[tokio::test(start_paused = true)]

@@ -787,6 +787,7 @@ async fn handle(
       stream: None,
       js_done: false,
       reported: false,
+      end_code: 0,
     },
   );
   let mut guard = PendingGuard {
