@@ -65,6 +65,47 @@ test('a header set inside a prepare listener is still sent', T, async () => {
   assert.equal(r.header('x-from-prepare'), 'yes');
 });
 
+// In Hyper-Express a throw in a prepare listener leaves send() before anything is written, and
+// the error handler's answer is the response. Checked for an error handler that answers at once,
+// one that answers later, and for a streamed start (write()).
+test('a prepare listener that throws: the error handler answers, the original body is never sent', T, async () => {
+  const { port } = await startServer((app) => {
+    app.get('/sync', (req, res) => {
+      res.on('prepare', () => {
+        throw new Error('prepare failed');
+      });
+      res.json({ secret: 'user data' });
+    });
+    app.get('/later', (req, res) => {
+      res.on('prepare', () => {
+        throw new Error('later');
+      });
+      res.send('original');
+    });
+    app.get('/write', (req, res) => {
+      res.on('prepare', () => {
+        throw new Error('prepare failed');
+      });
+      assert.equal(res.write('original chunk'), false);
+      res.end('original end');
+    });
+    app.set_error_handler((req, res, err) => {
+      if (err.message === 'later') setTimeout(() => res.status(503).send('handled later'), 20);
+      else res.status(500).send(`handled: ${err.message}`);
+    });
+  });
+  const sync = await request(port, { path: '/sync' });
+  assert.equal(sync.status, 500);
+  assert.equal(sync.text, 'handled: prepare failed');
+  assert.deepEqual(sync.headerAll('content-type'), ['application/json; charset=utf-8'], 'one content-type, the one set before');
+  const later = await request(port, { path: '/later' });
+  assert.equal(later.status, 503);
+  assert.equal(later.text, 'handled later');
+  const write = await request(port, { path: '/write' });
+  assert.equal(write.status, 500);
+  assert.equal(write.text, 'handled: prepare failed');
+});
+
 test('write, write, end emits prepare, finish and close: finish also follows a streamed body (D7)', T, async () => {
   let rec;
   const { port } = await startServer((app) =>

@@ -81,6 +81,7 @@ function writeAfterEnd() {
 const PREPARED = 1; // `prepare` was emitted (or skipped): nothing may emit it again
 const SSE_MODE = 2; // started as an SSE stream (resHead sse=true)
 const NEED_DRAIN = 4; // a write returned false; cleared by the next drain
+const LISTENER_THREW = 8; // a listener threw synchronously (read and cleared by `_prepare`)
 
 /**
  * A fast-mode object with no inherited keys, for the listener table of a Response.
@@ -141,6 +142,7 @@ function invoke(res, fn, n, a, b, args) {
       out.then(undefined, (err) => reportListenerError(res, err));
     }
   } catch (err) {
+    res._flags |= LISTENER_THREW;
     reportListenerError(res, err);
   }
 }
@@ -243,12 +245,22 @@ class Response {
     return true;
   }
 
-  /** @private emits `prepare` once, before anything is committed */
+  /**
+   * @private emits `prepare` once, before anything is committed.
+   * @returns {boolean} true when a `prepare` listener threw: the caller then sends nothing, and the
+   *   error handler's answer is the response (in Hyper-Express the throw leaves `send()` before
+   *   anything is written)
+   */
   _prepare() {
-    if ((this._flags & PREPARED) !== 0) return;
+    if ((this._flags & PREPARED) !== 0) return false;
     this._flags |= PREPARED;
     const events = this._events;
-    if (events !== undefined && events.prepare !== undefined) this.emit('prepare', this._req, this);
+    if (events === undefined || events.prepare === undefined) return false;
+    this._flags &= ~LISTENER_THREW;
+    this.emit('prepare', this._req, this);
+    const threw = (this._flags & LISTENER_THREW) !== 0;
+    this._flags &= ~LISTENER_THREW;
+    return threw;
   }
 
   /** @private emits `close` (the last event), then forgets this response */
@@ -348,8 +360,7 @@ class Response {
     } else if (sse) {
       for (const name in SSE_HEADERS) this.header(name, SSE_HEADERS[name], true);
     }
-    this._prepare();
-    if (this.completed || this.initiated || this._sending) return false;
+    if (this._prepare() || this.completed || this.initiated || this._sending) return false;
     this.initiated = true;
     if (sse) this._flags |= SSE_MODE;
     const ok = this._native.resHead(this._id, this._status, this._reason(), this._header_list(), sse, this.route.hwm);
@@ -539,10 +550,10 @@ class Response {
   send(body, close_connection) {
     if (this.completed || this._sending) return this;
     if (close_connection === true && !this.initiated) this.header('connection', 'close', true);
-    this._sending = true;
     if (!this.initiated) {
-      this._prepare();
-      if (this.completed) return this;
+      // `prepare` listeners run first; one may answer itself, or throw (the error handler answers).
+      if (this._prepare() || this.completed || this._sending) return this;
+      this._sending = true;
       this.initiated = true;
       const ok = this.route.app._fast.resEnd(this._id, this._status, this._reason(), this._header_list(), toBody(body));
       touch();
