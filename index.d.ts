@@ -284,8 +284,15 @@ export class Request<Locals = DefaultRequestLocals> {
   readonly cookies: { [name: string]: string };
   readonly path_parameters: ParamsDictionary;
   readonly params: ParamsDictionary;
-  readonly query_parameters: ParsedQs;
-  readonly query: ParsedQs;
+  /**
+   * The parsed query (`node:querystring` semantics). Typed as Hyper-Express 6.14.12 types it, so
+   * code written for it compiles unchanged; at run time a key given more than once holds a
+   * `string[]` (`?a=1&a=2` → `{ a: ['1', '2'] }`), as in Hyper-Express: check with
+   * `Array.isArray` where a key may repeat.
+   */
+  readonly query_parameters: { [key: string]: string };
+  /** Same object as `query_parameters`. */
+  readonly query: { [key: string]: string };
   readonly ip: string;
   readonly proxy_ip: string;
   readonly ips: string[];
@@ -320,8 +327,12 @@ export class Request<Locals = DefaultRequestLocals> {
 
   buffer(): Promise<Buffer>;
   text(): Promise<string>;
-  json<T = any, D = {}>(default_value?: D): Promise<T | D>;
-  urlencoded(): Promise<ParsedQs>;
+  /** The body parsed as JSON; `{}` when it is empty or not valid JSON. */
+  json<T = any>(): Promise<T>;
+  /** The body parsed as JSON; `default_value` when it is empty or not valid JSON. */
+  json<T = any, D = T>(default_value: D): Promise<T | D>;
+  /** The body parsed with `node:querystring` (repeated keys give arrays). */
+  urlencoded<T = ParsedQs>(): Promise<T>;
   /** Not supported yet: throws. */
   multipart(...args: any[]): never;
 

@@ -102,6 +102,18 @@ const listTodos: UserRouteHandler = (req, res) => {
 };
 api.get('/todos', listTodos);
 
+// Lines as written for Hyper-Express 6.14.12's own typings compile unchanged.
+interface Signup {
+  email: string;
+  name: string;
+}
+api.post('/signup', async (req, res) => {
+  const { email, name } = await req.json<Signup>();
+  const form = await req.urlencoded<{ q: string }>();
+  const page = parseInt(req.query_parameters.page, 10);
+  res.json({ email, name, q: form.q, page });
+});
+
 api.get('/todos/:id', (req, res) => {
   const todo = todos.get(Number(req.params.id));
   if (todo === undefined) return res.status(404).json({ error: `no todo ${req.params.id}` });
