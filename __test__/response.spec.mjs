@@ -149,6 +149,25 @@ test('redirect() answers 302 Found with a location header, and returns false onc
   assert.equal(second, false);
 });
 
+test('a status() or redirect() rejected for a CR/LF leaves the status and headers as they were', T, async () => {
+  const errors = [];
+  const { res } = await serve((req, r) => {
+    for (const bad of [() => r.status(503, 'bad\r\nx-injected: 1'), () => r.redirect('/a\r\nx-injected: 1')]) {
+      try {
+        bad();
+      } catch (err) {
+        errors.push(err.code);
+      }
+    }
+    r.send('still 200');
+  });
+  assert.deepEqual(errors, ['ERR_INVALID_CHAR', 'ERR_INVALID_CHAR']);
+  assert.equal(res.statusLine, 'HTTP/1.1 200 OK');
+  assert.equal(res.header('location'), undefined);
+  assert.equal(res.header('x-injected'), undefined);
+  assert.equal(res.text, 'still 200');
+});
+
 // Cookies (5.3)
 
 test('cookie() without options sends Path=/; Secure; SameSite=None', T, async () => {

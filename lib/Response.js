@@ -415,14 +415,12 @@ class Response {
       err.code = 'ERR_HTTP_INVALID_STATUS_CODE';
       throw err;
     }
+    // Validated before anything changes: a rejected call leaves the response as it was.
+    const text = message !== undefined && message !== null ? String(message) : null;
+    if (text !== null && INVALID_VALUE.test(text)) throw invalidChar('status message', text);
     this._status = n;
-    if (message !== undefined && message !== null) {
-      const text = String(message);
-      if (INVALID_VALUE.test(text)) throw invalidChar('status message', text);
-      this._more().message = text;
-    } else if (this._extra !== null) {
-      this._extra.message = null;
-    }
+    if (text !== null) this._more().message = text;
+    else if (this._extra !== null) this._extra.message = null;
     return this;
   }
 
@@ -634,7 +632,8 @@ class Response {
    */
   redirect(url) {
     if (this.completed) return false;
-    return this.status(302).header('location', url, true).send();
+    // The location first: a rejected url leaves the status as it was.
+    return this.header('location', url, true).status(302).send();
   }
 
   /**
