@@ -106,6 +106,24 @@ test('a prepare listener that throws: the error handler answers, the original bo
   assert.equal(write.text, 'handled: prepare failed');
 });
 
+test('res.close() inside a finish listener changes nothing: close follows once, with close_reason finished', T, async () => {
+  let rec;
+  const { port } = await startServer((app) =>
+    app.get('/x', (req, res) => {
+      rec = recordEvents(req, res);
+      res.on('finish', () => res.close());
+      res.send('delivered');
+    }),
+  );
+  const r = await request(port, { path: '/x' });
+  assert.equal(r.text, 'delivered');
+  await until(() => rec.closed(), 2000, 'close');
+  await sleep(30);
+  assert.deepEqual(rec.names, ['prepare', 'finish', 'close']);
+  assert.equal(rec.res.close_reason, 'finished');
+  assert.equal(rec.res.writableFinished, true);
+});
+
 test('write, write, end emits prepare, finish and close: finish also follows a streamed body (D7)', T, async () => {
   let rec;
   const { port } = await startServer((app) =>

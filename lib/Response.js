@@ -82,6 +82,7 @@ const PREPARED = 1; // `prepare` was emitted (or skipped): nothing may emit it a
 const SSE_MODE = 2; // started as an SSE stream (resHead sse=true)
 const NEED_DRAIN = 4; // a write returned false; cleared by the next drain
 const LISTENER_THREW = 8; // a listener threw synchronously (read and cleared by `_prepare`)
+const FINISHING = 16; // the response was delivered and `finish` is being emitted
 
 /**
  * A fast-mode object with no inherited keys, for the listener table of a Response.
@@ -278,8 +279,10 @@ class Response {
     this.close_reason = reason;
     this._sending = true;
     if (this._events !== undefined && this._events.finish !== undefined) {
+      this._flags |= FINISHING;
       this.emit('finish', this._req, this);
-      if (this.completed) return; // a finish listener called res.close()
+      this._flags &= ~FINISHING;
+      if (this.completed) return;
     }
     this.completed = true;
     this._emit_close();
@@ -693,7 +696,9 @@ class Response {
    * (`close_reason = 'server'`).
    */
   close() {
-    if (this.completed) return;
+    // Inside a `finish` listener the response is already delivered: `close` follows it at once,
+    // with close_reason 'finished'.
+    if (this.completed || (this._flags & FINISHING) !== 0) return;
     this._native.resClose(this._id);
     touch();
     this._terminate('server');
