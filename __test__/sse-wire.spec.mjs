@@ -172,6 +172,9 @@ test('an HTTP/1.0 client gets the stream without chunked framing, ended by closi
   assert.match(head, /^http\/1\.[01] 200 ok/);
   assert.match(head, /content-type: text\/event-stream/);
   assert.doesNotMatch(head, /transfer-encoding/);
+  // Ended by closing: `connection: close`, not the SSE headers' usual keep-alive.
+  assert.match(head, /\r\nconnection: close(\r\n|$)/);
+  assert.doesNotMatch(head, /keep-alive/);
   assert.equal(text.slice(split + 4), 'data: a\n\ndata: b\ndata: c\n\n');
   await until(() => rec.closed(), 2000, 'close');
   assert.deepEqual(rec.names.filter((n) => n !== 'drain' && n !== 'prepare'), ['finish', 'close']);

@@ -887,8 +887,15 @@ fn encode_head(head: &Head<'_>, http11: bool, keep_alive: bool) -> Vec<u8> {
     if name == "content-length" || name == "transfer-encoding" {
       continue;
     }
+    if name == "connection" {
+      // A stream that ends by closing the connection must not promise keep-alive (the SSE
+      // headers carry `connection: keep-alive`, as Hyper-Express sends them).
+      if !keep_alive && pair[1].trim().eq_ignore_ascii_case("keep-alive") {
+        continue;
+      }
+      has_connection = true;
+    }
     has_date |= name == "date";
-    has_connection |= name == "connection";
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b": ");
     out.extend_from_slice(pair[1].as_bytes());
@@ -1314,6 +1321,39 @@ impl AsyncWrite for TimedIo {
 mod tests {
   use super::*;
   use tokio::io::AsyncReadExt;
+
+  #[test]
+  fn a_stream_head_promises_keep_alive_only_when_it_keeps_the_connection() {
+    let headers: Vec<String> = [
+      "content-type",
+      "text/event-stream",
+      "connection",
+      "keep-alive",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let head = Head {
+      status: 200,
+      reason: None,
+      headers: &headers,
+    };
+    let text =
+      |http11, keep_alive| String::from_utf8(encode_head(&head, http11, keep_alive)).unwrap();
+    let kept = text(true, true);
+    assert!(
+      kept.contains("connection: keep-alive\r\n")
+        && kept.contains("transfer-encoding: chunked\r\n")
+    );
+    assert!(!kept.contains("connection: close"));
+    // HTTP/1.0: close-delimited, so `connection: close` instead of the keep-alive header.
+    let closed = text(false, false);
+    assert!(closed.contains("connection: close\r\n"), "{closed}");
+    assert!(
+      !closed.contains("keep-alive") && !closed.contains("transfer-encoding"),
+      "{closed}"
+    );
+  }
 
   /// Sends `bufs` completely: the first call gets the slices as given (the path under test),
   /// later calls what is left as one slice, as hyper re-slices after a partial write. Returns
