@@ -410,11 +410,20 @@ test('sse.active is true while the stream is open and false after it ended', T, 
   assert.deepEqual(states, [true, true]);
 });
 
-test('sse.retry(ms) writes a retry field', T, async () => {
+test('sse.retry(ms) writes a retry field; a value that is not a non-negative integer throws and writes nothing', T, async () => {
+  const codes = [];
   const { body, client } = await sseCase((res) => {
+    for (const bad of [-1, 1.5, '10', NaN]) {
+      try {
+        res.sse.retry(bad);
+      } catch (err) {
+        if (err instanceof TypeError) codes.push(err.code);
+      }
+    }
     res.sse.retry(3000);
     res.sse.send('after-retry');
   });
+  assert.deepEqual(codes, Array(4).fill('ERR_INVALID_ARG_VALUE'));
   assert.equal(body, 'retry: 3000\n\n' + 'data: after-retry\n\n');
   assert.deepEqual(client.parser.retry, ['3000']);
 });

@@ -111,7 +111,9 @@ class SSEventStream {
    */
   retry(ms) {
     if (!Number.isSafeInteger(ms) || ms < 0) {
-      throw new TypeError(`hyper-sse: sse.retry(ms) needs a non-negative integer, got ${String(ms)}`);
+      const err = new TypeError(`hyper-sse: sse.retry(ms) needs a non-negative integer, got ${String(ms)}`);
+      err.code = 'ERR_INVALID_ARG_VALUE';
+      throw err;
     }
     const res = writable(this);
     if (res === null) return false;
