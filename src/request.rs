@@ -171,10 +171,19 @@ impl Registry {
     lock(&self.entries).get_mut(&id).map(|e| f(e))
   }
 
-  /// The [`EndReason`] code of the reported end of `id`; 0 when none was reported (or the id is
-  /// unknown).
+  /// The [`EndReason`] code of the end of `id`: the reported one, else the one recorded on its
+  /// connection when that is ending (an eviction records its reason at once, and is reported a
+  /// little later by the runtime); 0 when neither (or the id is unknown).
   pub fn end_code(&self, id: u64) -> u8 {
-    self.with(id, |e| e.end_code).unwrap_or(0)
+    self
+      .with(id, |e| {
+        if e.end_code != 0 {
+          e.end_code
+        } else {
+          e.conn.reason_code()
+        }
+      })
+      .unwrap_or(0)
   }
 
   /// Forgets requests JS has finished with.
@@ -333,6 +342,11 @@ mod tests {
     reg.insert(5, entry());
     reg.report_end(5, EndReason::SlowClient);
     assert_eq!(reg.end_code(5), EndReason::SlowClient as u8);
+    // Not reported yet, but recorded on the connection (an eviction, before the runtime reports).
+    let e = entry();
+    e.conn.kill(Some(EndReason::SlowClient));
+    reg.insert(6, e);
+    assert_eq!(reg.end_code(6), EndReason::SlowClient as u8);
     assert_eq!(reg.complete(2, |_| ()), None, "JS completed it already");
     assert_eq!(reg.complete(1, |_| ()), None, "reported ended already");
     reg.insert(4, entry());

@@ -247,6 +247,11 @@ impl ConnCtl {
       .compare_exchange(0, reason as u8, Ordering::AcqRel, Ordering::Acquire);
   }
 
+  /// The recorded reason's code, 0 when none was recorded (yet).
+  pub fn reason_code(&self) -> u8 {
+    self.reason.load(Ordering::Acquire)
+  }
+
   /// The recorded reason, or `Client` when the peer simply went away.
   pub fn reason(&self) -> EndReason {
     EndReason::from_u8(self.reason.load(Ordering::Acquire)).unwrap_or(EndReason::Client)
