@@ -189,7 +189,7 @@ export interface ServerConstructorOptions {
   max_header_size?: number;
   /** hyper-sse: ms without a write after which an SSE stream gets a `:` comment; 0 = off. Default 15000. */
   sse_heartbeat?: number;
-  /** hyper-sse: per response, queued bytes above which a client that does not read is evicted (`'slow_client'`); a write that finds 4x this queued evicts in any case. Default 1048576. */
+  /** hyper-sse: per response, queued bytes above which a client that does not read is evicted (`'slow_client'`); a write that finds 4x this queued evicts in any case. The largest single write larger than this (a big chunk, a channel's history replay) is kept whole and not counted. Default 1048576. */
   max_queued_bytes?: number;
   /** hyper-sse: ms a socket write may make no progress before the connection ends (`'timeout'`). Default 30000. */
   write_timeout?: number;

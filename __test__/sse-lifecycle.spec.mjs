@@ -203,24 +203,30 @@ test('a 20,000-byte SSE event returns false and drain follows', T, async () => {
   assert.equal(client.events[1].data, 'after-drain');
 });
 
-test('one write larger than the cap reaches a reading client whole; a write that finds 4x the cap queued evicts, and ending the response afterwards still reports slow_client', T, async () => {
+test('a write larger than the cap reaches a reading client whole, with the writes right behind it; a backlog of 4x the cap evicts, and ending the response afterwards still reports slow_client', T, async () => {
   const cap = 64 * 1024;
   const { port, recs } = await sseServer((res) => res.sse.send('first'), { max_queued_bytes: cap, sse_heartbeat: 0 });
-  // A reading client gets one 1 MiB event (16x the cap) in full.
+  // A reading client gets one 1 MiB event (16x the cap) and the small event sent right after it,
+  // in the same tick (as a channel's history replay followed by a live event).
   const reader = await openSSE(port, '/sse');
   await reader.waitEvents(1);
   const big = 'z'.repeat(1024 * 1024);
   assert.equal(recs[0].res.sse.send(big), false, 'over the high-water mark: false, then drain');
-  await reader.waitEvents(2, 5000);
+  recs[0].res.sse.send('right behind');
+  await reader.waitEvents(3, 5000);
   assert.equal(reader.events[1].data.length, big.length);
+  assert.equal(reader.events[2].data, 'right behind');
   assert.deepEqual(recs[0].names.filter((n) => n !== 'drain'), ['prepare']);
-  // Two such writes in a row: the second finds the first still queued (>= 4x the cap) and
+  // Writes of 40 KiB in one tick, ignoring backpressure: the one that finds 4x the cap of backlog
   // evicts; sse.close() right after, before the eviction event arrived, reports the eviction.
   const second = await openSSE(port, '/sse');
   await second.waitEvents(1);
   const rec = recs[1];
-  rec.res.sse.send(big);
-  assert.equal(rec.res.sse.send('more'), false);
+  const chunk = 'w'.repeat(40 * 1024);
+  const results = [];
+  for (let i = 0; i < 8; i++) results.push(rec.res.sse.send(chunk));
+  assert.equal(results.length, 8);
+  assert.equal(results[7], false);
   rec.res.sse.close();
   await until(() => rec.closed(), 3000, 'close after eviction');
   await sleep(30);

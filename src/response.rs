@@ -371,6 +371,9 @@ pub struct StreamLimits {
 struct StreamState {
   /// Bytes written by JS and not yet taken by hyper.
   buf: BytesMut,
+  /// The largest single write in `buf` that was larger than the queue cap (a big chunk, a
+  /// channel's history replay): kept whole, and not counted against the cap until taken.
+  oversize: usize,
   /// JS finished the response: end the body once `buf` is taken.
   ended: bool,
   /// The body is gone (client left, evicted): writes are refused.
@@ -425,6 +428,7 @@ impl Stream {
       limits,
       state: Mutex::new(StreamState {
         buf: BytesMut::new(),
+        oversize: 0,
         ended: false,
         gone: false,
         want_drain: false,
@@ -441,20 +445,27 @@ impl Stream {
     if st.gone || st.ended {
       return WriteResult::Gone;
     }
+    let cap = self.limits.max_queued;
     let before = st.buf.len();
+    let backlog_before = before - st.oversize;
     fill(&mut st.buf);
     let queued = st.buf.len();
-    // Over the cap while the socket waits for the client: a slow consumer. A write into a queue
-    // already holding four times the cap: evicted anyway, so memory stays bounded whatever the
-    // cause (at most four times the cap plus one write). One large write into a shorter queue is
-    // kept while the client reads: the app already holds those bytes, and evicting a fast reader
-    // for one big chunk (a file piped in one piece) would be wrong.
-    if queued > self.limits.max_queued
-      && (self.conn.is_blocked() || before >= self.limits.max_queued.saturating_mul(4))
+    if queued - before > cap {
+      st.oversize = st.oversize.max(queued - before);
+    }
+    // The backlog is what is queued beyond the largest single write that was larger than the cap:
+    // such a write (a file piped in one chunk, a channel's history replay) is kept whole while the
+    // client reads, and the writes right behind it are not held against it. Over the cap while
+    // the socket waits for the client: a slow consumer. A write that finds four times the cap of
+    // backlog: evicted anyway (an app ignoring backpressure). Memory stays bounded whatever the
+    // cause: four times the cap, plus the largest write, plus the write that was refused.
+    if queued - st.oversize > cap
+      && (self.conn.is_blocked() || backlog_before >= cap.saturating_mul(4))
     {
       // Slow consumer: keep memory bounded. Drop what we hold and cut the connection.
       st.gone = true;
       st.buf = BytesMut::new();
+      st.oversize = 0;
       let waker = st.waker.take();
       drop(st);
       self.conn.kill(Some(EndReason::SlowClient));
@@ -555,6 +566,7 @@ impl Stream {
       // Taken whole rather than split off: a split leaves the emptied buffer sharing (so
       // keeping alive) the allocation the taken bytes live in, for as long as the stream idles.
       let data = std::mem::take(&mut st.buf).freeze();
+      st.oversize = 0;
       st.last_write = Instant::now();
       let drained = std::mem::take(&mut st.want_drain);
       drop(st);
@@ -602,6 +614,7 @@ impl Stream {
     st.gone = true;
     st.waker = None;
     st.buf = BytesMut::new();
+    st.oversize = 0;
     st.ended
   }
 }
@@ -826,8 +839,9 @@ mod tests {
     let conn = ConnCtl::new();
     let s = Stream::new(4, false, conn.clone(), limits());
     let _body = StreamBody::new(s.clone(), rec.clone());
-    assert_eq!(s.write(&[b'x'; 100]), WriteResult::Queued(100));
-    assert_eq!(s.write(&[b'x'; 28]), WriteResult::Queued(128));
+    for i in 1..=4 {
+      assert_eq!(s.write(&[b'x'; 32]), WriteResult::Queued(32 * i));
+    }
     assert_eq!(
       s.write(&[b'x'; 1]),
       WriteResult::Gone,
@@ -836,19 +850,39 @@ mod tests {
   }
 
   #[tokio::test]
-  async fn one_write_larger_than_the_hard_limit_is_kept_for_a_reading_client() {
+  async fn a_write_larger_than_the_cap_is_kept_whole_and_not_held_against_the_writes_behind_it() {
     let rec = Arc::new(Recorder::default());
     let conn = ConnCtl::new();
     let s = Stream::new(5, false, conn.clone(), limits());
     let body = StreamBody::new(s.clone(), rec.clone());
+    // A 1000-byte write with a 32-byte cap (a big chunk, a history replay): kept.
     assert_eq!(s.write(&[b'x'; 1000]), WriteResult::Queued(1000));
+    // Writes behind it count from zero: the backlog may reach four times the cap...
+    for i in 1..=4 {
+      assert_eq!(s.write(&[b'x'; 32]), WriteResult::Queued(1000 + 32 * i));
+    }
+    // ...and a socket waiting for the client does not matter while the backlog is within the cap.
+    let t = Stream::new(6, false, ConnCtl::new(), limits());
+    let _t_body = StreamBody::new(t.clone(), rec.clone());
+    assert_eq!(t.write(&[b'x'; 1000]), WriteResult::Queued(1000));
+    t.conn.set_blocked(true);
+    assert_eq!(t.write(&[b'x'; 30]), WriteResult::Queued(1030));
     assert_eq!(
-      s.write(&[b'x'; 1]),
+      t.write(&[b'x'; 3]),
       WriteResult::Gone,
-      "the next write finds four times the cap queued"
+      "backlog over the cap, socket blocked"
     );
+    // The first stream: a write finding four times the cap of backlog is evicted.
+    assert_eq!(s.write(&[b'x'; 1]), WriteResult::Gone);
     drop(body);
     assert_eq!(*lock(&rec.ended), vec![(5, EndReason::SlowClient)]);
+    // Only the largest big write is exempt: big writes in a row ignoring backpressure are
+    // evicted as soon as the others make four times the cap.
+    let u = Stream::new(7, false, ConnCtl::new(), limits());
+    let _u_body = StreamBody::new(u.clone(), rec.clone());
+    assert_eq!(u.write(&[b'x'; 1000]), WriteResult::Queued(1000));
+    assert_eq!(u.write(&[b'x'; 1000]), WriteResult::Queued(2000));
+    assert_eq!(u.write(&[b'x'; 1000]), WriteResult::Gone);
   }
 
   #[tokio::test(start_paused = true)]
