@@ -162,6 +162,28 @@ test('shutdown() waits for an in-flight request to complete before resolving', T
   assert.deepEqual(rec.names, ['prepare', 'finish', 'close']);
 });
 
+test('an SSE stream that starts while shutdown() runs (its handler was still awaiting) is ended like the others: its first event, then finish and close', T, async () => {
+  let rec;
+  const { app, port } = await startServer((a) =>
+    a.get('/late', (req, res) => {
+      rec = recordEvents(req, res);
+      setTimeout(() => res.sse.send('started'), 150);
+    }),
+  );
+  const client = await connect(port);
+  client.write(buildRequest({ path: '/late' }));
+  await until(() => rec, 2000, 'the handler');
+  const t0 = Date.now();
+  await app.shutdown(3000);
+  const took = Date.now() - t0;
+  assert.ok(took < 1500, `shutdown(3000) took ${took} ms: the late stream was not ended`);
+  await client.waitClosed(2000);
+  assert.match(client.text, /data: started\n\n/);
+  assert.ok(client.text.endsWith('0\r\n\r\n'), 'the chunked body is terminated');
+  assert.deepEqual(rec.names, ['prepare', 'finish', 'close']);
+  assert.equal(rec.res.close_reason, 'shutdown');
+});
+
 test('shutdown(timeout) resolves within its bound even when a request never completes, and that response closes once', T, async () => {
   let rec;
   const { app, port } = await startServer((a) =>

@@ -372,7 +372,15 @@ class Response {
       this._gone();
       return false;
     }
+    // A stream started while the server shuts down (its handler was still running) is ended
+    // like the streams open when shutdown() began, once this tick's writes are queued.
+    if (sse && this.route.app._shutting_down) setImmediate(() => this._end_if_streaming('shutdown'));
     return true;
+  }
+
+  /** @private ends an open streamed response from the server side (`finish`, `close`) */
+  _end_if_streaming(reason) {
+    if (this._sse_mode && !this.completed && !this._sending) this._end_stream(null, reason);
   }
 
   /**

@@ -233,6 +233,8 @@ class Server extends Router {
     /** @private */ this._port = -1;
     /** @private */ this._open = 0;
     /** @private */ this._idle_waiter = null;
+    /** @private shutdown() runs: an SSE stream that starts now is ended right after its start */
+    this._shutting_down = false;
     /** @private */ this._hwm = 16384;
     /** @private ref'd timer keeping the loop alive while listening */ this._keepalive = null;
   }
@@ -507,6 +509,7 @@ class Server extends Router {
       return Promise.reject(`hyper-sse: listen(${String(port)}, ${host}) failed: ${reason}`);
     }
     this._port = bound;
+    this._shutting_down = false;
     this._socket = { host, port: bound };
     LIVE.add(this);
     // The native callbacks do not keep the event loop alive: a ref'd timer does, while listening.
@@ -550,7 +553,8 @@ class Server extends Router {
 
   /**
    * Graceful stop: stops accepting, closes idle keep-alive connections, ends every open SSE
-   * stream from the server side (each emits `finish`, `close`, `close_reason = 'shutdown'`),
+   * stream from the server side (each emits `finish`, `close`, `close_reason = 'shutdown'`; a
+   * stream that a still-running handler starts meanwhile too, after the writes of that tick),
    * waits for the other in-flight responses and then for the connections to close, up to
    * `timeout_ms` in all; whatever is left is then dropped (open responses emit `close`, reason
    * `'shutdown'`). Resolves when done; afterwards the process can exit by itself.
@@ -561,11 +565,10 @@ class Server extends Router {
     const nat = this._native;
     this._stop_listening();
     if (nat === null) return;
+    this._shutting_down = true;
     const deadline = Date.now() + Math.max(0, Number(timeout_ms) || 0);
     nat.closeIdle();
-    for (const res of this._open_responses()) {
-      if (res._sse_mode && !res.completed && !res._sending) res._end_stream(null, 'shutdown');
-    }
+    for (const res of this._open_responses()) res._end_if_streaming('shutdown');
     nat.flush();
     if (this._open > 0) {
       let timer;
