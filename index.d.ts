@@ -183,9 +183,9 @@ export interface ServerConstructorOptions {
   dh_params_file_name?: string;
   ssl_prefer_low_memory_usage?: boolean;
 
-  /** hyper-sse: tokio worker threads. Default 1. */
+  /** hyper-sse: tokio worker threads, 1-64. Default 1. */
   worker_threads?: number;
-  /** hyper-sse: max request head bytes; above → 431. Default 16384. */
+  /** hyper-sse: max request head bytes, 1024-1048576; above → 431 (so is a head with more than 100 header fields). Default 16384. */
   max_header_size?: number;
   /** hyper-sse: ms without a write after which an SSE stream gets a `:` comment; 0 = off. Default 15000. */
   sse_heartbeat?: number;

@@ -14,6 +14,7 @@ import {
   checkInvariants,
   parseResponse,
   quietConsoleError,
+  lib,
 } from './helpers.mjs';
 
 const parseResponseSafe = (buf) => {
@@ -74,6 +75,28 @@ test('max_header_size sets the head limit', T, async () => {
   const big = await rawExchange(port, `GET /ping HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(9000)}\r\n\r\n`);
   assert.equal(big.status, 431);
   await assertUp(port);
+});
+
+test('server options of the wrong type or out of range are rejected by the constructor with a clear error', () => {
+  const { Server } = lib();
+  const rejects = (options, type, code, re) =>
+    assert.throws(
+      () => new Server(options),
+      (err) => err instanceof type && err.code === code && re.test(err.message),
+      JSON.stringify(options),
+    );
+  rejects({ max_body_length: '100' }, TypeError, 'ERR_INVALID_ARG_TYPE', /max_body_length must be a number, got string/);
+  rejects({ header_timeout: null }, TypeError, 'ERR_INVALID_ARG_TYPE', /header_timeout must be a number, got null/);
+  rejects({ worker_threads: 1e6 }, RangeError, 'ERR_OUT_OF_RANGE', /worker_threads must be between 1 and 64/);
+  rejects({ worker_threads: 0 }, RangeError, 'ERR_OUT_OF_RANGE', /worker_threads/);
+  rejects({ max_header_size: 10 }, RangeError, 'ERR_OUT_OF_RANGE', /max_header_size must be between 1024 and 1048576/);
+  rejects({ sse_heartbeat: -1 }, RangeError, 'ERR_OUT_OF_RANGE', /sse_heartbeat/);
+  rejects({ write_timeout: NaN }, RangeError, 'ERR_OUT_OF_RANGE', /write_timeout/);
+  rejects({ write_timeout: 2 ** 31 }, RangeError, 'ERR_OUT_OF_RANGE', /write_timeout must be between 0 and 2147483647/);
+  rejects({ max_queued_bytes: 0 }, RangeError, 'ERR_OUT_OF_RANGE', /max_queued_bytes/);
+  rejects({ streaming: { writable: { highWaterMark: 0 } } }, RangeError, 'ERR_OUT_OF_RANGE', /streaming\.writable\.highWaterMark/);
+  // Valid values, fractions floored, and 0 meaning off where documented.
+  new Server({ worker_threads: 2, max_header_size: 1024, sse_heartbeat: 0, write_timeout: 0, header_timeout: 1500.7 });
 });
 
 test('CR or LF in a header name or value set from JS throws a TypeError and nothing of it is sent', T, async () => {

@@ -52,10 +52,24 @@ function merge(target, source) {
   return target;
 }
 
-function numberOption(options, name, min) {
-  const value = Number(options[name]);
-  if (!Number.isFinite(value) || value < min) {
-    throw new RangeError(`hyper-sse: option ${name} must be a number >= ${min}, got ${String(options[name])}`);
+/** The longest time option in ms: 2^31 - 1 (about 24.8 days), as for Node's timers. */
+const MAX_MS = 2 ** 31 - 1;
+
+/**
+ * A numeric server option, floored: a TypeError (`ERR_INVALID_ARG_TYPE`) when it is not a number,
+ * a RangeError (`ERR_OUT_OF_RANGE`) outside `[min, max]`.
+ */
+function numberOption(options, name, min, max = Number.MAX_SAFE_INTEGER) {
+  const value = options[name];
+  if (typeof value !== 'number') {
+    const err = new TypeError(`hyper-sse: option ${name} must be a number, got ${value === null ? 'null' : typeof value}`);
+    err.code = 'ERR_INVALID_ARG_TYPE';
+    throw err;
+  }
+  if (!Number.isFinite(value) || value < min || value > max) {
+    const err = new RangeError(`hyper-sse: option ${name} must be between ${min} and ${max}, got ${String(value)}`);
+    err.code = 'ERR_OUT_OF_RANGE';
+    throw err;
   }
   return Math.floor(value);
 }
@@ -208,6 +222,8 @@ class Server extends Router {
     if (this._options.key_file_name || this._options.cert_file_name) {
       throw new Error('hyper-sse: TLS (key_file_name / cert_file_name) is not supported yet; terminate TLS in a proxy');
     }
+    // Checked now, so a bad value is a clear error here rather than a rejected listen().
+    this._native_options();
     /** App-wide data. */
     this.locals = {};
     /** @private */ this._handlers = {
@@ -354,17 +370,17 @@ class Server extends Router {
     const o = this._options;
     const writable = o.streaming && o.streaming.writable;
     const hwm = writable && writable.highWaterMark !== undefined ? writable.highWaterMark : 16384;
-    this._hwm = numberOption({ highWaterMark: hwm }, 'highWaterMark', 1);
+    this._hwm = numberOption({ 'streaming.writable.highWaterMark': hwm }, 'streaming.writable.highWaterMark', 1);
     return {
-      workerThreads: numberOption(o, 'worker_threads', 1),
-      maxHeaderSize: numberOption(o, 'max_header_size', 1),
+      workerThreads: numberOption(o, 'worker_threads', 1, 64),
+      maxHeaderSize: numberOption(o, 'max_header_size', 1024, 1024 * 1024),
       maxBodyLength: numberOption(o, 'max_body_length', 0),
       fastAbort: Boolean(o.fast_abort),
-      sseHeartbeatMs: numberOption(o, 'sse_heartbeat', 0),
+      sseHeartbeatMs: numberOption(o, 'sse_heartbeat', 0, MAX_MS),
       maxQueuedBytes: numberOption(o, 'max_queued_bytes', 1),
       highWaterMark: this._hwm,
-      writeTimeoutMs: numberOption(o, 'write_timeout', 0),
-      headerTimeoutMs: numberOption(o, 'header_timeout', 0),
+      writeTimeoutMs: numberOption(o, 'write_timeout', 0, MAX_MS),
+      headerTimeoutMs: numberOption(o, 'header_timeout', 0, MAX_MS),
     };
   }
 
