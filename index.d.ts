@@ -498,7 +498,11 @@ export interface ChannelOptions {
 export class Channel {
   constructor(options?: ChannelOptions);
   readonly history: number;
-  /** Adds `res.sse` (sends SSE headers if needed, replays after Last-Event-ID / `last_event_id`). */
+  /**
+   * Adds `res.sse` (sends SSE headers if needed, replays after Last-Event-ID / `last_event_id`).
+   * `false` when the stream already ended or the channel was closed; throws (`ERR_INVALID_STATE`)
+   * for a response started as a plain stream with `write()`.
+   */
   subscribe(sse: SSEventStream): boolean;
   unsubscribe(sse: SSEventStream): boolean;
   /** Broadcasts; returns the event id (`String(n)` increasing from '1' when not given). */
@@ -507,7 +511,7 @@ export class Channel {
   send(id: string | number | null | undefined, event: string | null | undefined, data: unknown): string;
   /** Live subscribers. */
   readonly size: number;
-  /** Ends every subscribed stream (`finish`, `close`, reason `'server'`); returns how many. */
+  /** Ends every subscribed stream (`finish`, `close`, reason `'server'`); returns how many. Afterwards `send()` returns `''` and sends nothing. */
   close(): number;
 }
 

@@ -141,6 +141,49 @@ test('subscribe() of a stream that already ended returns false and leaves the ch
   assert.equal(client.afterEnd.length, 0);
 });
 
+test('after close(), subscribe() returns false and leaves the response untouched, and send() sends nothing and returns an empty id', T, async () => {
+  const ch = newChannel({ history: 10 });
+  ch.send('before close');
+  ch.close();
+  assert.equal(ch.send('after close'), '');
+  let result;
+  let initiated;
+  const { port } = await startServer((app) =>
+    app.get('/late', (req, res) => {
+      result = ch.subscribe(res.sse);
+      initiated = res.initiated;
+      res.send('plain answer');
+    }),
+  );
+  const r = await fetch(`http://127.0.0.1:${port}/late`, { signal: AbortSignal.timeout(3000) });
+  assert.equal(await r.text(), 'plain answer');
+  assert.doesNotMatch(r.headers.get('content-type') || '', /event-stream/);
+  assert.equal(result, false);
+  assert.equal(initiated, false, 'no SSE head was sent');
+  assert.equal(ch.size, 0);
+});
+
+test('subscribe() of a response started as a plain stream with write() throws ERR_INVALID_STATE and writes nothing', T, async () => {
+  const ch = newChannel();
+  let code;
+  const { port } = await startServer((app) =>
+    app.get('/plain', (req, res) => {
+      res.write('plain ');
+      try {
+        ch.subscribe(res.sse);
+      } catch (err) {
+        code = err.code;
+      }
+      ch.send('not for a plain stream');
+      res.end('end');
+    }),
+  );
+  const r = await fetch(`http://127.0.0.1:${port}/plain`, { signal: AbortSignal.timeout(3000) });
+  assert.equal(await r.text(), 'plain end');
+  assert.equal(code, 'ERR_INVALID_STATE');
+  assert.equal(ch.size, 0);
+});
+
 test('a stream may be subscribed to several channels and gets the events of each', T, async () => {
   const news = newChannel();
   const alerts = newChannel();

@@ -51,6 +51,8 @@ class Channel {
     this._native = new (native.load().NativeChannel)(history);
     /** Number of events kept for replay. */
     this.history = history;
+    /** @private `close()` was called */
+    this._closed = false;
   }
 
   /**
@@ -58,10 +60,19 @@ class Channel {
    * `Last-Event-ID` (header, else `last_event_id` query parameter), then delivers live events.
    * A stream may be in several channels and may still use its own `sse.send()`.
    * @param {import('./SSEventStream')} sse `res.sse`
-   * @returns {boolean} false when the stream has already ended
+   * @returns {boolean} false when the stream has already ended, or the channel was closed (the
+   *   response is then left as it was)
+   * @throws {Error} `code = 'ERR_INVALID_STATE'` when the response was started as a plain
+   *   stream (`write()`), not as an SSE stream
    */
   subscribe(sse) {
     const res = responseOf(sse);
+    if (this._closed) return false;
+    if (res.initiated && !res._sse_mode && !res.completed) {
+      const err = new Error('hyper-sse: Channel.subscribe() needs an SSE stream; this response was started as a plain stream (write())');
+      err.code = 'ERR_INVALID_STATE';
+      throw err;
+    }
     if (SSEventStream.writable(sse) === null) return false;
     const req = res._req;
     let last = req.headers['last-event-id'];
@@ -91,11 +102,12 @@ class Channel {
    * Broadcasts one event: `send(data)`, `send(event, data)`, `send(id, event, data)` (overloads
    * by argument count, same encoding and validation as `sse.send`). Without an id the channel
    * assigns the next `String(n)`.
-   * @returns {string} the event id
+   * @returns {string} the event id; `''` after `close()` (nothing is sent or kept then)
    * @throws {TypeError} `code = 'ERR_SSE_INVALID_FIELD'` for CR/LF in event or id, NUL in id
    */
   send(a, b, c) {
     const { id, event, data } = sendArgs(arguments.length, a, b, c);
+    if (this._closed) return '';
     let sent;
     try {
       sent = this._native.send(id, event, data);
@@ -117,6 +129,7 @@ class Channel {
    * @returns {number} how many streams were ended
    */
   close() {
+    this._closed = true;
     const ids = this._native.close();
     touch();
     let count = 0;
