@@ -336,6 +336,30 @@ test('a Content-Length body over max_body_length gets 413 with Content-Length 0 
   assert.equal((await request(port, { path: '/ping' })).text, 'pong', 'the server stays up');
 });
 
+test('a body that stalls for header_timeout gets 408 and the connection closes; one that keeps coming slowly is read in full', T, async () => {
+  const { port, calls } = await limitServer({ header_timeout: 1000 });
+  // 3 bytes of 100, then nothing.
+  const stalled = await connect(port);
+  const t0 = Date.now();
+  stalled.write('POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc');
+  const r = await stalled.response(4000);
+  assert.equal(r.status, 408);
+  await stalled.waitClosed(2000);
+  const took = Date.now() - t0;
+  assert.ok(took >= 900 && took < 3000, `closed after ${took} ms`);
+  assert.equal(calls.n, 0, 'the handler is not called');
+  // 100 bytes in 4 pieces 400 ms apart: 1.2 s in all, but never a gap of 1 s.
+  const slow = await connect(port);
+  slow.write('POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n');
+  for (let i = 0; i < 4; i++) {
+    await sleep(400);
+    slow.write('x'.repeat(25));
+  }
+  const ok = await slow.response(3000);
+  assert.equal(ok.status, 200);
+  assert.equal(ok.text, '100');
+});
+
 test('a chunked body that grows over max_body_length gets 413 and the handler is not called', T, async () => {
   const { port, calls } = await limitServer({ max_body_length: 100 });
   const r = await request(port, { method: 'POST', path: '/upload', chunked: true, chunks: ['x'.repeat(60), 'y'.repeat(60)] });

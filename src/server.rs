@@ -686,12 +686,33 @@ fn simple(status: StatusCode, close: bool) -> Response<ResBody> {
   res
 }
 
+/// How reading a request body ended without a body.
+enum BodyError {
+  /// The client left or sent a broken body.
+  Broken(hyper::Error),
+  /// No byte of the body for this long (the server's header timeout).
+  Stalled,
+}
+
 /// Reads the request body up to `limit` bytes into memory of its own. `Ok(None)` when it is over
-/// the limit.
-async fn read_body(mut body: Incoming, limit: u64) -> Result<Option<Bytes>, hyper::Error> {
+/// the limit. A gap of `gap` without a byte of the body ends the read (a client trickling or
+/// stalling its upload would otherwise hold the connection forever); `None` = no limit.
+async fn read_body(
+  mut body: Incoming,
+  limit: u64,
+  gap: Option<Duration>,
+) -> Result<Option<Bytes>, BodyError> {
   let mut buf = BytesMut::new();
-  while let Some(frame) = body.frame().await {
-    if let Ok(data) = frame?.into_data() {
+  loop {
+    let frame = match gap {
+      Some(gap) => match tokio::time::timeout(gap, body.frame()).await {
+        Ok(frame) => frame,
+        Err(_) => return Err(BodyError::Stalled),
+      },
+      None => body.frame().await,
+    };
+    let Some(frame) = frame else { break };
+    if let Ok(data) = frame.map_err(BodyError::Broken)?.into_data() {
       if (buf.len() + data.len()) as u64 > limit {
         return Ok(None);
       }
@@ -754,10 +775,12 @@ async fn handle(
   } else if declared == Some(0) || body.is_end_stream() {
     Some(Bytes::new())
   } else {
-    match read_body(body, limit).await {
+    match read_body(body, limit, shared.cfg.header_timeout).await {
       Ok(b) => b,
       // The client left or sent a broken body: nobody to answer.
-      Err(e) => return Err(io::Error::other(e)),
+      Err(BodyError::Broken(e)) => return Err(io::Error::other(e)),
+      // The rest of the body would still be on its way: answer, then close the connection.
+      Err(BodyError::Stalled) => return Ok(simple(StatusCode::REQUEST_TIMEOUT, true)),
     }
   };
   let Some(body) = body else {
