@@ -473,6 +473,20 @@ test('client resets racing with channel.close() still give exactly one close per
   assert.equal(ch.size, 0);
 });
 
+test('an id the app used twice replays from its latest use, so a client that saw it gets no duplicate', T, async () => {
+  const ch = newChannel({ history: 10 });
+  const { port } = await channelServer(ch);
+  ch.send('a', null, 'first a');
+  ch.send('b', null, 'b');
+  ch.send('a', null, 'second a');
+  ch.send('c', null, 'c');
+  const client = await openSSE(port, '/ch', { 'Last-Event-ID': 'a' });
+  await until(() => ch.size === 1, 2000, 'the subscription');
+  await client.waitEvents(1);
+  await sleep(50);
+  assert.deepEqual(client.events.map((e) => [e.id, e.data]), [['c', 'c']]);
+});
+
 test('replay from the oldest id still in history, or from an explicit id, sends exactly the later events and no replay-unavailable', T, async () => {
   const ch = newChannel({ history: 3 });
   const { port } = await channelServer(ch);

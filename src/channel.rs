@@ -175,7 +175,9 @@ impl Channel {
     }
     let mut outcome = Subscribed::Replayed(0);
     if let Some(last) = last_event_id.filter(|l| !l.is_empty()) {
-      let pos = st.history.iter().position(|e| e.id == last);
+      // The latest event with that id: an app that reuses an id gets no duplicate replayed to a
+      // client that saw its latest use.
+      let pos = st.history.iter().rposition(|e| e.id == last);
       let unavailable = pos.is_none();
       let replay: Vec<Arc<Event>> = st
         .history
