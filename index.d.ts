@@ -170,7 +170,7 @@ export interface ServerConstructorOptions {
   fast_abort?: boolean;
   /** Use X-Forwarded-For/-Host/-Proto for ip, hostname, protocol, ips. Default false. */
   trust_proxy?: boolean;
-  /** Call `close()` on process exit, SIGINT, SIGUSR1, SIGUSR2, SIGTERM. Default true. */
+  /** Call `close()` on process exit, SIGINT, SIGUSR1, SIGUSR2, SIGTERM (a signal nobody else listens for is raised again, except SIGUSR1). Default true. */
   auto_close?: boolean;
   /** Accepted, no effect. */
   fast_buffers?: boolean;

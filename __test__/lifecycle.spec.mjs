@@ -381,6 +381,33 @@ app.listen(0, '127.0.0.1').then(() => log('PORT ' + app.port));
   assert.ok(Date.now() - started < 8000);
 });
 
+test('with auto_close, SIGUSR1 closes the server without killing the process, which then exits by itself with code 0', { timeout: 15000 }, async () => {
+  let child;
+  const result = await new Promise((resolve) => {
+    const exit = runNode(
+      CHILD_PRELUDE +
+        `
+app.get('/x', (req, res) => res.send('x'));
+app.listen(0, '127.0.0.1').then(() => log('PORT ' + app.port));
+`,
+      {
+        ms: 8000,
+        onStdout: (out, c) => {
+          if (!child && /PORT/.test(out)) {
+            child = c;
+            c.kill('SIGUSR1');
+          }
+        },
+      },
+    );
+    exit.then(resolve);
+  });
+  assert.ok(child, 'the child started');
+  assert.equal(result.timedOut, false, 'the child ended after the server closed');
+  assert.equal(result.signal ?? null, null, `killed by ${result.signal}`);
+  assert.equal(result.code, 0, result.stderr);
+});
+
 test('with worker_threads 2 the server serves concurrent requests and SSE streams, and disconnects are still seen once', T, async () => {
   const recs = [];
   const { port } = await startServer(

@@ -97,8 +97,10 @@ function onSignal(signal) {
   // they are the app's own handling of the signal.
   const others = process.listenerCount(signal) - 1;
   closeAll();
-  // Keep the default behaviour of the signal (terminate) when nothing else listens for it.
-  if (others <= 0) process.kill(process.pid, signal);
+  // Keep the default behaviour of the signal (terminate) when nothing else listens for it. Not for
+  // SIGUSR1: Node's default there (starting the inspector) cannot be restored once a listener was
+  // added, and re-raising would kill the process; the servers are closed, as in Hyper-Express.
+  if (others <= 0 && signal !== 'SIGUSR1') process.kill(process.pid, signal);
 }
 
 function autoClose(server) {
