@@ -7,6 +7,8 @@ import crypto from 'node:crypto';
 import {
   startServer,
   openSSE,
+  connect,
+  buildRequest,
   cleanup,
   onCleanup,
   sleep,
@@ -281,6 +283,33 @@ test('a client that stops reading while the server keeps sending is evicted at t
   assert.ok(growth < 48 * 1024 * 1024, `RSS grew ${Math.round(growth / 1048576)} MB while ${Math.round(sent / 1048576)} MB were sent`);
   assert.ok(took < 15000, `evicted after ${took} ms`);
   checkInvariants(assert, rec);
+});
+
+test('a client that stays connected but stops reading, sent less than the queue cap, ends as timeout once writes stall for write_timeout', { timeout: 20000 }, async () => {
+  // ~500 KB/s in 1 KB events: the client's and the server's socket buffers fill, and the kernel
+  // (TCP_USER_TIMEOUT) or the write deadline gives up on the peer after write_timeout.
+  let rec;
+  let started = 0;
+  const { port } = await startServer(
+    (app) =>
+      app.get('/sse', (req, res) => {
+        rec = recordEvents(req, res);
+        started = Date.now();
+        const timer = setInterval(() => {
+          if (!res.sse.active) return clearInterval(timer);
+          res.sse.send('x'.repeat(1000));
+        }, 2);
+      }),
+    { write_timeout: 1000, sse_heartbeat: 0 },
+  );
+  const client = await connect(port);
+  client.write(buildRequest({ path: '/sse' }));
+  client.socket.pause();
+  await until(() => rec && rec.closed(), 12000, 'the stream to end');
+  const took = Date.now() - started;
+  assert.equal(rec.res.close_reason, 'timeout', `ended as ${rec.res.close_reason} after ${took} ms`);
+  assert.deepEqual(rec.names.filter((n) => n !== 'drain'), ['prepare', 'abort', 'close']);
+  assert.ok(took < 1000 + 5000, `ended after ${took} ms`);
 });
 
 test('a peer that vanishes without FIN (a proxy that stops forwarding and reading) is ended as timeout within the write_timeout bound', { timeout: 30000 }, async () => {

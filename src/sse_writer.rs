@@ -194,11 +194,17 @@ impl SseConnection {
   fn probe_op(&self) -> Option<Op> {
     let sock = self.sock.clone()?;
     Some(Box::pin(async move {
-      // The readiness already says whether the peer closed (EPOLLRDHUP/HUP): a FIN ends the
-      // stream without a read. Errors (RST, ETIMEDOUT) are read below to learn which.
+      // The readiness already says whether the connection ended (EPOLLRDHUP/HUP), without a
+      // read: a FIN, a reset, or the kernel giving up on a peer that stopped acknowledging
+      // (TCP_USER_TIMEOUT, keepalive). The socket's pending error tells which: ETIMEDOUT is a
+      // dead peer (`timeout`), none or another one a client that left. (The readiness itself
+      // does not carry the error bit: it is masked out for a READABLE interest.)
       if let Ok(ready) = sock.ready(tokio::io::Interest::READABLE).await {
-        if ready.is_read_closed() && !ready.is_error() {
-          return Err(EndReason::Client);
+        if ready.is_read_closed() {
+          return Err(match sock.take_error() {
+            Ok(Some(e)) => EndReason::from_io(&e),
+            _ => EndReason::Client,
+          });
         }
       }
       // A client does not send on an event stream; what it sends is discarded (a bounded number
