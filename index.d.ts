@@ -193,7 +193,7 @@ export interface ServerConstructorOptions {
   max_queued_bytes?: number;
   /** hyper-sse: ms a socket write may make no progress before the connection ends (`'timeout'`). Default 30000. */
   write_timeout?: number;
-  /** hyper-sse: ms (about, ±1 s) a client has to send a whole request head; also the longest an idle keep-alive connection stays open, and the longest gap inside a request body (then 408). 0 = off. Default 30000. */
+  /** hyper-sse: ms (about: checked once a second, up to ~1.5 s late) a client has to send a whole request head; also the longest an idle keep-alive connection stays open, and the longest gap inside a request body (then 408). 0 = off. Default 30000. */
   header_timeout?: number;
 }
 

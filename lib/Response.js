@@ -388,7 +388,13 @@ class Response {
    * @returns {boolean} Writable semantics: false above the high-water mark or when gone
    */
   _queued(n) {
-    if (n < 0) return false;
+    if (n < 0) {
+      // The native side ended the stream (client gone, evicted, timed out) and its event is on
+      // its way: end the response now, with the recorded reason, so that `completed`,
+      // `sse.active` and `close_reason` agree with this `false` at once (the event is then ignored).
+      this._gone();
+      return false;
+    }
     if (n >= this.writableHighWaterMark) {
       this._flags |= NEED_DRAIN;
       return false;
