@@ -153,6 +153,26 @@ test('bytes a client sends during a stream are discarded, and after sse.close() 
   checkInvariants(assert, rec);
 });
 
+test('a request pipelined in the same packet as the SSE request is not served, and the connection closes after the stream', T, async () => {
+  let served = 0;
+  const { port } = await startServer((app) => {
+    app.get('/sse', (req, res) => {
+      res.sse.send('a');
+      setTimeout(() => res.sse.close(), 100);
+    });
+    app.get('/ping', (req, res) => {
+      served++;
+      res.send('pong');
+    });
+  });
+  const client = await connect(port);
+  client.write(Buffer.concat([buildRequest({ path: '/sse' }), buildRequest({ path: '/ping' })]));
+  await client.waitClosed(3000);
+  assert.ok(client.text.endsWith('data: a\n\n\r\n0\r\n\r\n'), JSON.stringify(client.text.slice(-40)));
+  assert.ok(!client.text.includes('pong'));
+  assert.equal(served, 0);
+});
+
 test('an HTTP/1.0 client gets the stream without chunked framing, ended by closing the connection', T, async () => {
   let rec;
   const { port } = await startServer((app) =>

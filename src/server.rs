@@ -536,7 +536,7 @@ pub(crate) fn serve_http(
       .await;
       match end {
         HyperEnd::Closed => break None,
-        HyperEnd::Takeover(t) => break Some(t),
+        HyperEnd::Takeover(t, unread) => break Some((t, unread)),
         HyperEnd::Parked(unread) if !unread.is_empty() => {
           // Part of a request head had arrived: serve it on at once (never parked again before
           // a request; an idle close still applies, see `timer::Idle`).
@@ -555,9 +555,9 @@ pub(crate) fn serve_http(
       }
     };
     match takeover {
-      Some(t) => {
+      Some((t, unread)) => {
         tokio::spawn(crate::sse_writer::SseConnection::new(
-          sock, shared, ctl, conn_id, t,
+          sock, shared, ctl, conn_id, t, unread,
         ));
       }
       None => shared.connection_closed(conn_id, sock),
@@ -569,8 +569,9 @@ pub(crate) fn serve_http(
 enum HyperEnd {
   /// The connection is done (client left, error, not keep-alive, killed, graceful close).
   Closed,
-  /// An SSE response takes the socket over.
-  Takeover(Takeover),
+  /// An SSE response takes the socket over; the bytes hyper had read past its request (a
+  /// pipelined request, never served) make the connection close after the stream.
+  Takeover(Takeover, usize),
   /// Parked while idle; the bytes hyper had read but not parsed yet.
   Parked(Bytes),
 }
@@ -635,7 +636,7 @@ async fn serve_hyper(
     match wake {
       HyperWake::Done(ok) => {
         if let Some(t) = ctl.take_pending() {
-          return HyperEnd::Takeover(t);
+          return HyperEnd::Takeover(t, conn.into_parts().read_buf.len());
         }
         if ok && parking == Some(ctl.idle.activity()) && !graceful_seen {
           return HyperEnd::Parked(conn.into_parts().read_buf);
@@ -643,7 +644,9 @@ async fn serve_hyper(
         return HyperEnd::Closed;
       }
       HyperWake::Signal(Signal::Killed) => return HyperEnd::Closed,
-      HyperWake::Signal(Signal::Takeover(t)) => return HyperEnd::Takeover(t),
+      HyperWake::Signal(Signal::Takeover(t)) => {
+        return HyperEnd::Takeover(t, conn.into_parts().read_buf.len())
+      }
       HyperWake::Signal(Signal::Graceful) => {
         graceful_seen = true;
         Pin::new(&mut conn).graceful_shutdown();

@@ -152,6 +152,7 @@ impl SseConnection {
     ctl: Arc<ConnCtl>,
     conn_id: u64,
     t: Takeover,
+    unread: usize,
   ) -> SseConnection {
     let Takeover {
       head,
@@ -171,7 +172,9 @@ impl SseConnection {
       keep_alive,
       ending: false,
       head: true,
-      discarded: 0,
+      // Bytes already read past the request (pipelined behind it): discarded like the ones the
+      // client sends later, so the connection closes after the stream.
+      discarded: u32::try_from(unread).unwrap_or(u32::MAX),
     };
     conn.op = conn.write_op(head, false);
     conn
