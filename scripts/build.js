@@ -22,11 +22,16 @@ const result = spawnSync('cargo', args, {
   stdio: 'inherit',
   env: { ...process.env, CARGO_TARGET_DIR: targetDir },
 });
+/** Exits with `code`; as a dependency, the temporary build directory goes first. */
+function fail(code) {
+  if (asDependency) fs.rmSync(targetDir, { recursive: true, force: true });
+  process.exit(code);
+}
 if (result.error) {
   console.error(`hyper-sse: could not run cargo (${result.error.message}). Install Rust (https://rustup.rs) and retry.`);
-  process.exit(1);
+  fail(1);
 }
-if (result.status !== 0) process.exit(result.status || 1);
+if (result.status !== 0) fail(result.status || 1);
 
 const profile = debug ? 'debug' : 'release';
 const names = { linux: 'libhyper_sse.so', darwin: 'libhyper_sse.dylib', win32: 'hyper_sse.dll' };
