@@ -354,55 +354,41 @@ app.listen(0, '127.0.0.1').then(() => log('PORT ' + app.port));
   assert.equal(result.code, 0, result.stderr);
 });
 
-test('with auto_close a listening process ends on SIGTERM', { timeout: 15000 }, async () => {
-  let child;
-  const started = Date.now();
-  const result = await new Promise((resolve) => {
-    const exit = runNode(
-      CHILD_PRELUDE +
-        `
+/**
+ * Starts a child process with a listening server (default options, so auto_close is on), sends it
+ * `signal` once it listens, and resolves with how it ended (`started` tells it did start).
+ */
+function signalListeningChild(signal) {
+  let started = false;
+  return runNode(
+    CHILD_PRELUDE +
+      `
 app.get('/x', (req, res) => res.send('x'));
 app.listen(0, '127.0.0.1').then(() => log('PORT ' + app.port));
 `,
-      {
-        ms: 8000,
-        onStdout: (out, c) => {
-          if (!child && /PORT/.test(out)) {
-            child = c;
-            c.kill('SIGTERM');
-          }
-        },
+    {
+      ms: 8000,
+      onStdout: (out, c) => {
+        if (!started && /PORT/.test(out)) {
+          started = true;
+          c.kill(signal);
+        }
       },
-    );
-    exit.then(resolve);
-  });
-  assert.ok(child, 'the child started');
+    },
+  ).then((result) => ({ ...result, started }));
+}
+
+test('with auto_close a listening process ends on SIGTERM', { timeout: 15000 }, async () => {
+  const t0 = Date.now();
+  const result = await signalListeningChild('SIGTERM');
+  assert.ok(result.started, 'the child started');
   assert.equal(result.timedOut, false, 'the child ended after SIGTERM');
-  assert.ok(Date.now() - started < 8000);
+  assert.ok(Date.now() - t0 < 8000);
 });
 
 test('with auto_close, SIGUSR1 closes the server without killing the process, which then exits by itself with code 0', { timeout: 15000 }, async () => {
-  let child;
-  const result = await new Promise((resolve) => {
-    const exit = runNode(
-      CHILD_PRELUDE +
-        `
-app.get('/x', (req, res) => res.send('x'));
-app.listen(0, '127.0.0.1').then(() => log('PORT ' + app.port));
-`,
-      {
-        ms: 8000,
-        onStdout: (out, c) => {
-          if (!child && /PORT/.test(out)) {
-            child = c;
-            c.kill('SIGUSR1');
-          }
-        },
-      },
-    );
-    exit.then(resolve);
-  });
-  assert.ok(child, 'the child started');
+  const result = await signalListeningChild('SIGUSR1');
+  assert.ok(result.started, 'the child started');
   assert.equal(result.timedOut, false, 'the child ended after the server closed');
   assert.equal(result.signal ?? null, null, `killed by ${result.signal}`);
   assert.equal(result.code, 0, result.stderr);
