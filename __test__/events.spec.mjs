@@ -106,6 +106,23 @@ test('a prepare listener that throws: the error handler answers, the original bo
   assert.equal(write.text, 'handled: prepare failed');
 });
 
+test('a prepare listener that starts the body with write(): send() then ends that stream with its body', T, async () => {
+  let rec;
+  const { port } = await startServer((app) =>
+    app.get('/x', (req, res) => {
+      rec = recordEvents(req, res);
+      res.on('prepare', () => res.write('pre;'));
+      res.send('body');
+    }),
+  );
+  const r = await request(port, { path: '/x' });
+  assert.equal(r.status, 200);
+  assert.equal(r.text, 'pre;body');
+  await until(() => rec.closed(), 2000, 'close');
+  assert.deepEqual(rec.names, ['prepare', 'finish', 'close']);
+  assert.equal(rec.res.close_reason, 'finished');
+});
+
 test('res.close() inside a finish listener changes nothing: close follows once, with close_reason finished', T, async () => {
   let rec;
   const { port } = await startServer((app) =>

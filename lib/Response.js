@@ -269,7 +269,12 @@ class Response {
     if (this._events !== undefined && this._events.close !== undefined) this.emit('close', this._req, this);
     const app = this.route.app;
     OPEN.delete(this._id);
-    this._req._keep_body();
+    try {
+      this._req._keep_body();
+    } catch (err) {
+      // The body is then lost for late readers; the response must still be released.
+      console.error(err);
+    }
     queueRelease(app._release, this._id);
     app._response_closed();
   }
@@ -388,13 +393,10 @@ class Response {
    * @returns {boolean} Writable semantics: false above the high-water mark or when gone
    */
   _queued(n) {
-    if (n < 0) {
-      // The native side ended the stream (client gone, evicted, timed out) and its event is on
-      // its way: end the response now, with the recorded reason, so that `completed`,
-      // `sse.active` and `close_reason` agree with this `false` at once (the event is then ignored).
-      this._gone();
-      return false;
-    }
+    // -1: the native side ended the stream (client gone, evicted, timed out); its event follows
+    // in a later callback, which emits `abort` and `close` (never inside the caller's write, which
+    // may be iterating over its own list of streams).
+    if (n < 0) return false;
     if (n >= this.writableHighWaterMark) {
       this._flags |= NEED_DRAIN;
       return false;
@@ -565,9 +567,10 @@ class Response {
   send(body, close_connection) {
     if (this.completed || this._sending) return this;
     if (close_connection === true && !this.initiated) this.header('connection', 'close', true);
+    // `prepare` listeners run first; one may answer, start a stream (`write()`), or throw (the
+    // error handler answers).
+    if (!this.initiated && (this._prepare() || this.completed || this._sending)) return this;
     if (!this.initiated) {
-      // `prepare` listeners run first; one may answer itself, or throw (the error handler answers).
-      if (this._prepare() || this.completed || this._sending) return this;
       this._sending = true;
       this.initiated = true;
       const ok = this.route.app._fast.resEnd(this._id, this._status, this._reason(), this._header_list(), toBody(body));

@@ -458,7 +458,8 @@ impl Stream {
     // client reads, and the writes right behind it are not held against it. Over the cap while
     // the socket waits for the client: a slow consumer. A write that finds four times the cap of
     // backlog: evicted anyway (an app ignoring backpressure). Memory stays bounded whatever the
-    // cause: four times the cap, plus the largest write, plus the write that was refused.
+    // cause: four times the cap, plus the largest write, plus the write that crossed four times
+    // the cap.
     if queued - st.oversize > cap
       && (self.conn.is_blocked() || backlog_before >= cap.saturating_mul(4))
     {
