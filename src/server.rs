@@ -193,7 +193,7 @@ pub struct Shared {
   /// Runs the wake-ups JS deferred, on the runtime (see [`Pump`]).
   pub pump: Arc<Pump>,
   /// The clock of the header-read timeouts (see [`crate::timer`]).
-  clock: Arc<Clock>,
+  pub(crate) clock: Arc<Clock>,
 }
 
 /// A running server: its runtime and its listener.
