@@ -3,7 +3,8 @@
  * Request: the Hyper-Express 6.14.12 request API (spec section 4) over the native addon.
  *
  * The native side hands over the peer address and the headers as one string with the request;
- * they are parsed on first use. The body is fetched from the native side on first use. The body is complete before the handler runs (chunked bodies included), so
+ * they are parsed on first use. The body is fetched from the native side on first use; it is
+ * complete before the handler runs (chunked bodies included), so
  * `buffer()`/`text()`/`json()`/`urlencoded()` resolve at once. A Readable stream over the body is
  * created on first use of a stream method (`pipe`, `on('data')`, `read`, ...); it emits
  * `'received'(totalBytes)`.

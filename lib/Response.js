@@ -25,12 +25,12 @@ const { STATUS_CODES } = require('node:http');
 const cookie = require('cookie');
 const mime = require('mime-types');
 const { OPEN, queueRelease, touch } = require('./state');
-
-/** `close_reason` of a response the native side ended, by its end code (docs/NATIVE.md onEvents). */
-const END_REASONS = [undefined, 'client', 'timeout', 'slow_client'];
 const { sign } = require('./signature');
 const SSEventStream = require('./SSEventStream');
 const { addSharedAccessors } = require('./shared');
+
+/** `close_reason` of a response the native side ended, by its end code (docs/NATIVE.md onEvents). */
+const END_REASONS = [undefined, 'client', 'timeout', 'slow_client'];
 
 const EMPTY = Object.freeze([]);
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;

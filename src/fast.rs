@@ -1,4 +1,4 @@
-//! Plain Node-API functions for the calls JS makes once per response, SSE message or header read:
+//! Plain Node-API functions for the calls JS makes once per response or SSE message:
 //! `resEnd`, `resWrite`, `sseSend` (`docs/NATIVE.md`).
 //!
 //! A `#[napi]` method costs about 300 ns per call before any work (napi-rs 3 opens a borrow

@@ -106,11 +106,9 @@ pub struct Entry {
   pub stream: Option<Arc<Stream>>,
   /// JS completed or closed the response: no end event may be reported any more.
   pub js_done: bool,
-  /// An end event was reported (at most once).
-  pub reported: bool,
-  /// The reported end's [`EndReason`] code (0 before): what JS asks when a call finds the
+  /// The end reported to JS (at most once), if any: also what JS asks when a call finds the
   /// response gone before the event arrived.
-  pub end_code: u8,
+  pub reported: Option<EndReason>,
 }
 
 /// Hashes request ids (sequential integers) with one multiplication: SipHash showed up in
@@ -177,11 +175,8 @@ impl Registry {
   pub fn end_code(&self, id: u64) -> u8 {
     self
       .with(id, |e| {
-        if e.end_code != 0 {
-          e.end_code
-        } else {
-          e.conn.reason_code()
-        }
+        e.reported
+          .map_or_else(|| e.conn.reason_code(), |reason| reason as u8)
       })
       .unwrap_or(0)
   }
@@ -200,7 +195,7 @@ impl Registry {
   pub fn complete<R>(&self, id: u64, f: impl FnOnce(&mut Entry) -> R) -> Option<R> {
     self
       .with(id, |e| {
-        if e.js_done || e.reported {
+        if e.js_done || e.reported.is_some() {
           return None;
         }
         e.js_done = true;
@@ -214,11 +209,10 @@ impl Registry {
   pub fn report_end(&self, id: u64, reason: EndReason) {
     let report = self
       .with(id, |e| {
-        if e.js_done || e.reported {
+        if e.js_done || e.reported.is_some() {
           return false;
         }
-        e.reported = true;
-        e.end_code = reason as u8;
+        e.reported = Some(reason);
         e.responder = None;
         true
       })
@@ -317,8 +311,7 @@ mod tests {
       responder: None,
       stream: None,
       js_done: false,
-      reported: false,
-      end_code: 0,
+      reported: None,
     }
   }
 

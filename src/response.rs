@@ -386,6 +386,14 @@ struct StreamState {
   last_write: Instant,
 }
 
+impl StreamState {
+  /// Empties the queue (its bytes, and the bookkeeping of its big writes) and returns the bytes.
+  fn take_queue(&mut self) -> BytesMut {
+    self.oversize = 0;
+    std::mem::take(&mut self.buf)
+  }
+}
+
 /// The shared queue of one streamed response: written by JS (through the bridge or a channel),
 /// read by hyper through [`StreamBody`].
 pub struct Stream {
@@ -465,8 +473,7 @@ impl Stream {
     {
       // Slow consumer: keep memory bounded. Drop what we hold and cut the connection.
       st.gone = true;
-      st.buf = BytesMut::new();
-      st.oversize = 0;
+      st.take_queue();
       let waker = st.waker.take();
       drop(st);
       self.conn.kill(Some(EndReason::SlowClient));
@@ -566,8 +573,7 @@ impl Stream {
     if !st.buf.is_empty() {
       // Taken whole rather than split off: a split leaves the emptied buffer sharing (so
       // keeping alive) the allocation the taken bytes live in, for as long as the stream idles.
-      let data = std::mem::take(&mut st.buf).freeze();
-      st.oversize = 0;
+      let data = st.take_queue().freeze();
       st.last_write = Instant::now();
       let drained = std::mem::take(&mut st.want_drain);
       drop(st);
@@ -614,8 +620,7 @@ impl Stream {
     let mut st = lock(&self.state);
     st.gone = true;
     st.waker = None;
-    st.buf = BytesMut::new();
-    st.oversize = 0;
+    st.take_queue();
     st.ended
   }
 }
@@ -774,11 +779,17 @@ mod tests {
     }
   }
 
+  /// A stream of `id` on a connection of its own, with the body hyper would poll.
+  fn open(id: u64, rec: &Arc<Recorder>) -> (Arc<Stream>, StreamBody) {
+    let s = Stream::new(id, false, ConnCtl::new(), limits());
+    let body = StreamBody::new(s.clone(), rec.clone());
+    (s, body)
+  }
+
   #[tokio::test]
   async fn writes_are_coalesced_into_one_frame() {
     let rec = Arc::new(Recorder::default());
-    let s = Stream::new(1, false, ConnCtl::new(), limits());
-    let mut body = StreamBody::new(s.clone(), rec.clone());
+    let (s, mut body) = open(1, &rec);
     assert!(poll(&mut body).is_pending());
     assert_eq!(s.write(b"ab"), WriteResult::Queued(2));
     assert_eq!(s.write(b"cd"), WriteResult::Queued(4));
@@ -797,8 +808,7 @@ mod tests {
   #[tokio::test]
   async fn high_water_mark_then_drain() {
     let rec = Arc::new(Recorder::default());
-    let s = Stream::new(1, false, ConnCtl::new(), limits());
-    let mut body = StreamBody::new(s.clone(), rec.clone());
+    let (s, mut body) = open(1, &rec);
     assert_eq!(s.write(b"0123456789"), WriteResult::Queued(10));
     assert_eq!(rec.drains.load(Ordering::SeqCst), 0);
     data(poll(&mut body));
@@ -809,9 +819,8 @@ mod tests {
   #[tokio::test]
   async fn dropping_an_unfinished_body_reports_once_with_the_reason() {
     let rec = Arc::new(Recorder::default());
-    let conn = ConnCtl::new();
-    let s = Stream::new(7, false, conn.clone(), limits());
-    let body = StreamBody::new(s.clone(), rec.clone());
+    let (s, body) = open(7, &rec);
+    let conn = s.conn.clone();
     conn.set_reason(EndReason::Timeout);
     conn.set_reason(EndReason::SlowClient);
     drop(body);
@@ -823,9 +832,8 @@ mod tests {
   #[tokio::test]
   async fn a_queue_over_the_cap_evicts_the_slow_client() {
     let rec = Arc::new(Recorder::default());
-    let conn = ConnCtl::new();
-    let s = Stream::new(3, false, conn.clone(), limits());
-    let body = StreamBody::new(s.clone(), rec.clone());
+    let (s, body) = open(3, &rec);
+    let conn = s.conn.clone();
     assert_eq!(s.write(&[b'x'; 30]), WriteResult::Queued(30));
     conn.set_blocked(true);
     assert_eq!(s.write(&[b'x'; 3]), WriteResult::Gone);
@@ -837,9 +845,7 @@ mod tests {
   #[tokio::test]
   async fn a_burst_over_the_cap_is_kept_while_the_socket_is_not_blocked() {
     let rec = Arc::new(Recorder::default());
-    let conn = ConnCtl::new();
-    let s = Stream::new(4, false, conn.clone(), limits());
-    let _body = StreamBody::new(s.clone(), rec.clone());
+    let (s, _body) = open(4, &rec);
     for i in 1..=4 {
       assert_eq!(s.write(&[b'x'; 32]), WriteResult::Queued(32 * i));
     }
@@ -853,9 +859,7 @@ mod tests {
   #[tokio::test]
   async fn a_write_larger_than_the_cap_is_kept_whole_and_not_held_against_the_writes_behind_it() {
     let rec = Arc::new(Recorder::default());
-    let conn = ConnCtl::new();
-    let s = Stream::new(5, false, conn.clone(), limits());
-    let body = StreamBody::new(s.clone(), rec.clone());
+    let (s, body) = open(5, &rec);
     // A 1000-byte write with a 32-byte cap (a big chunk, a history replay): kept.
     assert_eq!(s.write(&[b'x'; 1000]), WriteResult::Queued(1000));
     // Writes behind it count from zero: the backlog may reach four times the cap...
@@ -863,8 +867,7 @@ mod tests {
       assert_eq!(s.write(&[b'x'; 32]), WriteResult::Queued(1000 + 32 * i));
     }
     // ...and a socket waiting for the client does not matter while the backlog is within the cap.
-    let t = Stream::new(6, false, ConnCtl::new(), limits());
-    let _t_body = StreamBody::new(t.clone(), rec.clone());
+    let (t, _t_body) = open(6, &rec);
     assert_eq!(t.write(&[b'x'; 1000]), WriteResult::Queued(1000));
     t.conn.set_blocked(true);
     assert_eq!(t.write(&[b'x'; 30]), WriteResult::Queued(1030));
@@ -879,8 +882,7 @@ mod tests {
     assert_eq!(*lock(&rec.ended), vec![(5, EndReason::SlowClient)]);
     // Only the largest big write is exempt: big writes in a row ignoring backpressure are
     // evicted as soon as the others make four times the cap.
-    let u = Stream::new(7, false, ConnCtl::new(), limits());
-    let _u_body = StreamBody::new(u.clone(), rec.clone());
+    let (u, _u_body) = open(7, &rec);
     assert_eq!(u.write(&[b'x'; 1000]), WriteResult::Queued(1000));
     assert_eq!(u.write(&[b'x'; 1000]), WriteResult::Queued(2000));
     assert_eq!(u.write(&[b'x'; 1000]), WriteResult::Gone);

@@ -812,8 +812,7 @@ async fn handle(
       responder: Some(tx),
       stream: None,
       js_done: false,
-      reported: false,
-      end_code: 0,
+      reported: None,
     },
   );
   let mut guard = PendingGuard {
@@ -1012,7 +1011,7 @@ impl Shared {
     // Built (and so validated) before touching the entry, so a bad header sends nothing.
     let built = build_head(head, ResBody::empty())?;
     let started = self.registry.with(id, |e| {
-      if e.js_done || e.reported || e.stream.is_some() {
+      if e.js_done || e.reported.is_some() || e.stream.is_some() {
         return None;
       }
       let tx = e.responder.take()?;

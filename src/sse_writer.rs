@@ -179,6 +179,7 @@ impl SseConnection {
       chunked,
       keep_alive,
     } = t;
+    let started_s = clock_s(&shared);
     let mut conn = SseConnection {
       busy: Some(crate::timer::Idle::busy(&ctl)),
       sock: Some(sock),
@@ -194,9 +195,8 @@ impl SseConnection {
       // Bytes already read past the request (pipelined behind it): discarded like the ones the
       // client sends later, so the connection closes after the stream.
       discarded: u32::try_from(unread).unwrap_or(u32::MAX),
-      started_s: 0,
+      started_s,
     };
-    conn.started_s = conn.clock_s();
     conn.op = conn.write_op(head, false);
     conn
   }
@@ -229,13 +229,12 @@ impl SseConnection {
       // thousands of resets at once (clients or a proxy restarting) cost no extra call each.
       if let Ok(ready) = sock.ready(tokio::io::Interest::READABLE).await {
         if ready.is_read_closed() {
-          if !may_have_timed_out(&shared, started_s) {
-            return Err(EndReason::Client);
-          }
-          return Err(match sock.take_error() {
-            Ok(Some(e)) => EndReason::from_io(&e),
-            _ => EndReason::Client,
-          });
+          let error = if may_have_timed_out(&shared, started_s) {
+            sock.take_error().ok().flatten()
+          } else {
+            None
+          };
+          return Err(error.map_or(EndReason::Client, |e| EndReason::from_io(&e)));
         }
       }
       // A client does not send on an event stream; what it sends is discarded (a bounded number
@@ -254,10 +253,6 @@ impl SseConnection {
       }
       Ok(sent)
     }))
-  }
-
-  fn clock_s(&self) -> u32 {
-    clock_s(&self.shared)
   }
 
   /// The next step of an idle stream, or `Pending` with every wake-up registered.
