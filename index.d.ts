@@ -403,7 +403,19 @@ export class Response<Locals = DefaultResponseLocals> extends EventEmitter imple
   once(event: 'drain', listener: () => void): this;
   once(event: string | symbol, listener: (...args: any[]) => void): this;
 
+  /**
+   * Sets the status (and a custom reason). `code` must be an integer from 200 to 999: anything
+   * else throws a `RangeError` with `code: 'ERR_HTTP_INVALID_STATUS_CODE'`. The message must not
+   * contain control characters (`TypeError`, `'ERR_INVALID_CHAR'`); it is sent as UTF-8.
+   * A 204, 205 or 304 response has no body: `write()` is then ignored, `send(body)` sends the
+   * head alone, and an SSE call throws `'ERR_HTTP_BODY_NOT_ALLOWED'`.
+   */
   status(code: number, message?: string): this;
+  /**
+   * Sets a header (lowercased name). An invalid name or a value with control characters throws a
+   * `TypeError` (`'ERR_INVALID_CHAR'`); `undefined`/`null` throws `'ERR_HTTP_INVALID_HEADER_VALUE'`.
+   * Values are sent as UTF-8.
+   */
   header(name: string, value: string | number | Array<string | number>, overwrite?: boolean): this;
   type(type: string): this;
   cookie(name: string, value: string | null, expiry_ms?: number | null, options?: CookieOptions, sign_cookie?: boolean): this;
@@ -418,6 +430,12 @@ export class Response<Locals = DefaultResponseLocals> extends EventEmitter imple
   jsonp(body: any, name?: string): this;
   html(body: string): this;
   redirect(url: string): this | false;
+  /**
+   * Streams `readable` as the body (chunked, or with `content-length: total_size`). A readable
+   * that gives more or fewer bytes than `total_size`, or that fails after the response started,
+   * drops the connection (if started) and passes an `Error` to the error handler
+   * (`'ERR_HTTP_CONTENT_LENGTH_MISMATCH'` for a wrong size). Resolves when done.
+   */
   stream(readable: NodeJS.ReadableStream, total_size?: number): Promise<void>;
   close(): void;
   atomic(handler: () => void): this;
@@ -474,7 +492,7 @@ export class SSEventStream {
   open(): boolean;
   /** Writes `: text` (one `: ` per line; no text → `:`). */
   comment(text?: string): boolean;
-  /** Overloads by argument count; `null`/`undefined` id or event omit the field. Throws ERR_SSE_INVALID_FIELD. */
+  /** Overloads by argument count; `null`/`undefined`/`''` id or event omit the field. Throws ERR_SSE_INVALID_FIELD. */
   send(data: unknown): boolean;
   send(event: string | null | undefined, data: unknown): boolean;
   send(id: string | number | null | undefined, event: string | null | undefined, data: unknown): boolean;

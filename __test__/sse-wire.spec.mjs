@@ -310,6 +310,10 @@ test('overloads are decided by argument count and empty data is still an event (
     res.sse.send('e13', null);
     res.sse.send(undefined, 'd14');
     res.sse.send(false);
+    // An empty id or event is omitted like a missing one (Hyper-Express omits falsy fields; an
+    // empty `id:` line would reset the client's last event id).
+    res.sse.send('', '', 'd15');
+    res.sse.send('', 'd16');
   });
   assert.match(
     body,
@@ -322,7 +326,9 @@ test('overloads are decided by argument count and empty data is still an event (
         'data: d12\n\n' +
         'event: e13\ndata:~\n\n' +
         'data: d14\n\n' +
-        'data: false\n\n',
+        'data: false\n\n' +
+        'data: d15\n\n' +
+        'data: d16\n\n',
     ),
   );
   assert.deepEqual(
@@ -337,6 +343,8 @@ test('overloads are decided by argument count and empty data is still an event (
       ['e13', ''],
       ['message', 'd14'],
       ['message', 'false'],
+      ['message', 'd15'],
+      ['message', 'd16'],
     ],
   );
 });

@@ -26,6 +26,12 @@ const parseRange = require('range-parser');
 const signature = require('./signature');
 const { addSharedAccessors } = require('./shared');
 
+/** A body as text: UTF-8, without a leading byte order mark (as TextDecoder and fetch's text() do). */
+function utf8(buf) {
+  const text = buf.toString('utf8');
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+}
+
 const INCOMPATIBLE = (name) =>
   new Error(`ERR_INCOMPATIBLE_CALL: Request.${name} is not supported by hyper-sse (as in Hyper-Express).`);
 
@@ -399,7 +405,7 @@ class Request {
   /** The body decoded as UTF-8 (`''` when none). @returns {Promise<string>} */
   text() {
     const extra = this._more();
-    if (extra.text === undefined) extra.text = this._buffer().toString('utf8');
+    if (extra.text === undefined) extra.text = utf8(this._buffer());
     return Promise.resolve(extra.text);
   }
 
@@ -414,7 +420,7 @@ class Request {
       const buf = this._buffer();
       if (buf.length === 0) return Promise.resolve(dflt);
       try {
-        extra.json = { value: JSON.parse(buf.toString('utf8')) };
+        extra.json = { value: JSON.parse(utf8(buf)) };
       } catch {
         return Promise.resolve(dflt);
       }
@@ -425,7 +431,7 @@ class Request {
   /** `node:querystring` parse of the body text (`{}` when empty). @returns {Promise<object>} */
   urlencoded() {
     const buf = this._buffer();
-    return Promise.resolve(buf.length === 0 ? {} : querystring.parse(buf.toString('utf8')));
+    return Promise.resolve(buf.length === 0 ? {} : querystring.parse(utf8(buf)));
   }
 
   /** Not supported yet: throws. */

@@ -34,7 +34,11 @@ const END_REASONS = [undefined, 'client', 'timeout', 'slow_client'];
 
 const EMPTY = Object.freeze([]);
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+// Header values and status messages: any character but control characters (tab allowed).
+// They go out as UTF-8, as Hyper-Express sends them (node:http sends Latin-1 and rejects the rest).
+const INVALID_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/;
+/** Statuses whose responses have no body (RFC 9110 sections 15.3.5, 15.3.6, 15.4.5). */
+const NO_BODY = new Set([204, 205, 304]);
 const INCOMPATIBLE = (name) =>
   new Error(`ERR_INCOMPATIBLE_CALL: Response.${name} is not supported by hyper-sse (as in Hyper-Express).`);
 const UNSUPPORTED = (name) => new Error(`hyper-sse: Response.${name} is not supported yet`);
@@ -347,7 +351,8 @@ class Response {
     const out = [];
     if (headers !== null) {
       for (const name in headers) {
-        if (name === 'content-length' || name === 'transfer-encoding') continue;
+        // Framing is the server's, except the length a HEAD response announces.
+        if (name === 'transfer-encoding' || (name === 'content-length' && this._req.method !== 'HEAD')) continue;
         const value = headers[name];
         if (typeof value === 'string') out.push(name, value);
         else for (let i = 0; i < value.length; i++) out.push(name, value[i]);
@@ -363,6 +368,11 @@ class Response {
    * @returns {boolean} false when the response cannot be written any more
    */
   _start(sse) {
+    if (sse && NO_BODY.has(this._status) && !this.completed && !this.initiated && !this._sending) {
+      const err = new Error(`hyper-sse: a ${this._status} response has no body: it cannot be an SSE stream`);
+      err.code = 'ERR_HTTP_BODY_NOT_ALLOWED';
+      throw err;
+    }
     if (sse && this._headers === null) {
       this._headers = SSE_HEADERS;
     } else if (sse) {
@@ -429,8 +439,9 @@ class Response {
   status(code, message) {
     if (this.initiated) return this;
     const n = Number(code);
-    if (!Number.isInteger(n) || n < 100 || n > 999) {
-      const err = new RangeError(`hyper-sse: invalid status code ${JSON.stringify(code)} (expected 100-999)`);
+    if (!Number.isInteger(n) || n < 200 || n > 999) {
+      // 1xx are interim responses, never a response's final status (hyper would send a 500).
+      const err = new RangeError(`hyper-sse: invalid status code ${JSON.stringify(code)} (expected 200-999)`);
       err.code = 'ERR_HTTP_INVALID_STATUS_CODE';
       throw err;
     }
@@ -511,7 +522,16 @@ class Response {
     let val = value === undefined ? '' : String(value);
     if (sign_cookie && typeof opts.secret === 'string') val = sign(val, opts.secret);
     delete opts.secret;
-    const serialized = cookie.serialize(name, val, opts);
+    let serialized;
+    try {
+      serialized = cookie.serialize(name, val, opts);
+    } catch (err) {
+      // The `cookie` package's own message ("argument name is invalid") names neither the call
+      // nor the cookie.
+      const wrapped = new TypeError(`hyper-sse: Response.cookie(${JSON.stringify(String(name))}): ${err.message}`);
+      wrapped.code = 'ERR_INVALID_ARG_VALUE';
+      throw wrapped;
+    }
     if (INVALID_VALUE.test(serialized)) throw invalidChar('cookie', name);
     if (this.initiated) return this;
     const extra = this._more();
@@ -535,6 +555,12 @@ class Response {
     if (typeof encoding === 'function') {
       callback = encoding;
       encoding = undefined;
+    }
+    if (!this.initiated && NO_BODY.has(this._status) && !this.completed && !this._sending) {
+      // A 204, 205 or 304 response has no body: writes are ignored (as node:http does) and
+      // send()/end() sends the head alone.
+      if (typeof callback === 'function') process.nextTick(callback);
+      return true;
     }
     if (this.completed || this._sending || (!this.initiated && !this._start(false))) {
       if (typeof callback === 'function') process.nextTick(callback, writeAfterEnd());
@@ -669,9 +695,23 @@ class Response {
       return Promise.resolve();
     }
     if (this.completed) return Promise.resolve();
-    if (typeof total === 'number' && total >= 0 && !this.initiated) this._more().length = Math.floor(total);
+    const length = typeof total === 'number' && total >= 0 && !this.initiated && !NO_BODY.has(this._status) ? Math.floor(total) : -1;
+    if (length >= 0) this._more().length = length;
     return new Promise((resolve) => {
       let settled = false;
+      let bytes = 0;
+      // The readable gave more or less than the `total` promised in Content-Length: the response
+      // cannot be completed; the error handler gets the error (and, by default, drops the
+      // connection, so the client sees a cut body instead of a wrong one).
+      const mismatch = (n) => {
+        const err = new Error(`hyper-sse: Response.stream(): the readable gave ${n} bytes, ${n > length ? 'more' : 'fewer'} than the total of ${length}`);
+        err.code = 'ERR_HTTP_CONTENT_LENGTH_MISMATCH';
+        // Started: the connection is dropped first (the client sees a cut body), so the error
+        // handler cannot add to it. Not started: the error handler answers, without the length.
+        if (this.initiated) this.close();
+        else this._extra.length = -1;
+        this.throw(err);
+      };
       const done = () => {
         if (settled) return;
         settled = true;
@@ -683,17 +723,29 @@ class Response {
         resolve();
       };
       const onData = (chunk) => {
+        if (length >= 0) {
+          bytes += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
+          if (bytes > length) {
+            done();
+            if (typeof readable.destroy === 'function') readable.destroy();
+            mismatch(bytes);
+            return;
+          }
+        }
         if (!this.write(chunk) && !this.completed) readable.pause();
       };
       const onDrain = () => readable.resume();
       const onEnd = () => {
         done();
-        this.send();
+        if (length >= 0 && bytes !== length) mismatch(bytes);
+        else this.send();
       };
       const onError = (err) => {
         done();
-        if (!this.initiated) this.throw(err);
-        else this.close();
+        // Started: the connection is dropped (the client sees a cut body), then the error
+        // handler hears of it (it can no longer answer).
+        if (this.initiated) this.close();
+        this.throw(err);
       };
       const onClose = () => {
         done();

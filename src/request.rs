@@ -71,15 +71,32 @@ impl Dispatch {
 
 /// The peer's IP address and the request headers as one string: `ip\0name\0value\0...`, names
 /// lowercase, in wire order. Header names cannot contain NUL; a value with NUL is made lossily
-/// (NUL → space), as is a value that is not UTF-8.
-pub fn head_text(ip: IpAddr, map: &HeaderMap) -> String {
+/// (NUL → space), as is a value that is not UTF-8. `host`, when given (the authority of an
+/// absolute-form target), stands in for the `Host` header's value.
+pub fn head_text(ip: IpAddr, map: &HeaderMap, host: Option<&str>) -> String {
   use std::fmt::Write;
   let mut s = String::with_capacity(16 + map.len() * 32);
   let _ = write!(s, "{ip}");
   s.push('\0');
+  let mut host = host;
+  if let Some(h) = host {
+    if !map.contains_key(http::header::HOST) {
+      s.push_str("host\0");
+      s.push_str(h);
+      s.push('\0');
+      host = None;
+    }
+  }
   for (name, value) in map {
     s.push_str(name.as_str());
     s.push('\0');
+    if name == http::header::HOST {
+      if let Some(h) = host.take() {
+        s.push_str(h);
+        s.push('\0');
+        continue;
+      }
+    }
     let value = String::from_utf8_lossy(value.as_bytes());
     if value.contains('\0') {
       s.push_str(&value.replace('\0', " "));
@@ -293,12 +310,32 @@ mod tests {
     map.append("x-multi", "2".parse().unwrap());
     map.append("x-empty", "".parse().unwrap());
     assert_eq!(
-      head_text("127.0.0.1".parse().unwrap(), &map),
+      head_text("127.0.0.1".parse().unwrap(), &map, None),
       "127.0.0.1\x00x-multi\x001\x00x-multi\x002\x00host\x00a:1\x00x-empty\x00\x00"
     );
     assert_eq!(
-      head_text("::1".parse().unwrap(), &HeaderMap::new()),
+      head_text("::1".parse().unwrap(), &HeaderMap::new(), None),
       "::1\x00"
+    );
+  }
+
+  #[test]
+  fn head_text_takes_the_host_of_an_absolute_target() {
+    let mut map = HeaderMap::new();
+    map.append("x-a", "1".parse().unwrap());
+    map.append("host", "good.example".parse().unwrap());
+    assert_eq!(
+      head_text("127.0.0.1".parse().unwrap(), &map, Some("other.example:81")),
+      "127.0.0.1\x00x-a\x001\x00host\x00other.example:81\x00"
+    );
+    // No Host header (HTTP/1.0): the target's authority is the host.
+    assert_eq!(
+      head_text(
+        "127.0.0.1".parse().unwrap(),
+        &HeaderMap::new(),
+        Some("h.example")
+      ),
+      "127.0.0.1\x00host\x00h.example\x00"
     );
   }
 

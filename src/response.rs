@@ -219,6 +219,9 @@ pub struct ConnCtl {
   blocked: std::sync::atomic::AtomicBool,
   /// Why the connection is being dropped (an [`EndReason`] as u8; 0 = unknown → client).
   reason: AtomicU8,
+  /// An answer went out while the request's body was still arriving: the connection closes
+  /// with a lingering close (see `server::linger`).
+  linger: std::sync::atomic::AtomicBool,
   /// hyper's pending header-read timer (see `crate::timer`).
   pub head: crate::timer::HeadSlot,
   /// Activity seen by the housekeeping task (parking, idle close; see `crate::timer`).
@@ -235,6 +238,7 @@ impl ConnCtl {
       has_takeover: std::sync::atomic::AtomicBool::new(false),
       graceful: std::sync::atomic::AtomicBool::new(false),
       reason: AtomicU8::new(0),
+      linger: std::sync::atomic::AtomicBool::new(false),
       head: crate::timer::HeadSlot::default(),
       idle: crate::timer::Idle::default(),
     })
@@ -245,6 +249,16 @@ impl ConnCtl {
     let _ = self
       .reason
       .compare_exchange(0, reason as u8, Ordering::AcqRel, Ordering::Acquire);
+  }
+
+  /// Asks for a lingering close once the current response is out (see `server::linger`).
+  pub fn set_linger(&self) {
+    self.linger.store(true, Ordering::Release);
+  }
+
+  /// True when the connection must close with a lingering close.
+  pub fn wants_linger(&self) -> bool {
+    self.linger.load(Ordering::Acquire)
   }
 
   /// The recorded reason's code, 0 when none was recorded (yet).

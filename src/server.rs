@@ -560,9 +560,45 @@ pub(crate) fn serve_http(
           sock, shared, ctl, conn_id, t, unread,
         ));
       }
-      None => shared.connection_closed(conn_id, sock),
+      None => {
+        if ctl.wants_linger() {
+          linger(&sock, &ctl).await;
+        }
+        shared.connection_closed(conn_id, sock)
+      }
     }
   })
+}
+
+/// How long a lingering close may read and discard what the client still sends.
+const LINGER: Duration = Duration::from_secs(5);
+
+/// Closes after an answer sent while the request's body was still arriving (413, 408, 400):
+/// the socket is shut for writing (the client sees the end of the answer), then what the client
+/// still sends is read and thrown away until it closes too, for at most [`LINGER`]. Closing at
+/// once, with body bytes unread, would make the kernel send a reset, which often reaches the
+/// client before it read the answer (RFC 9112 section 9.6). A kill (`force_close`) ends it.
+async fn linger(sock: &TcpStream, ctl: &ConnCtl) {
+  let _ = socket2::SockRef::from(sock).shutdown(std::net::Shutdown::Write);
+  let deadline = tokio::time::Instant::now() + LINGER;
+  let mut buf = vec![0u8; 16 * 1024];
+  loop {
+    let readable = std::future::poll_fn(|cx| {
+      if ctl.poll_killed(cx).is_ready() {
+        return Poll::Ready(false);
+      }
+      sock.poll_read_ready(cx).map(|r| r.is_ok())
+    });
+    match tokio::time::timeout_at(deadline, readable).await {
+      Ok(true) => match sock.try_read(&mut buf) {
+        Ok(0) => return,
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+        Err(_) => return,
+      },
+      _ => return,
+    }
+  }
 }
 
 /// How a hyper connection ended.
@@ -739,11 +775,20 @@ async fn handle(
   // From the head on (a slow body upload included) the connection is not idle.
   let _busy = Idle::request(&conn);
   let (parts, body) = req.into_parts();
+  if let Err(status) = check_target(&parts) {
+    // Nothing of the request is trusted: answer and close (the body, if any, is not read).
+    if !body.is_end_stream() {
+      conn.set_linger();
+    }
+    return Ok(simple(status, true));
+  }
   let method = parts.method.as_str();
-  let url = parts
-    .uri
-    .path_and_query()
-    .map_or_else(|| parts.uri.path(), |pq| pq.as_str());
+  // A `CONNECT` target is an authority (`host:port`): JS gets it as the url.
+  let url = match (parts.uri.path_and_query(), parts.uri.authority()) {
+    (Some(pq), _) => pq.as_str(),
+    (None, Some(a)) => a.as_str(),
+    (None, None) => parts.uri.path(),
+  };
   // What JS gets, made now while the route's parameters borrow the path (the id comes later).
   let (limit, mut dispatch) = {
     let routes = shared
@@ -780,27 +825,39 @@ async fn handle(
   } else {
     match read_body(body, limit, shared.cfg.header_timeout).await {
       Ok(b) => b,
-      // The client left or sent a broken body: nobody to answer.
+      // A body whose framing is broken (a bad chunk size, oversized trailers): 400, then close.
+      Err(BodyError::Broken(e)) if is_malformed(&e) => {
+        conn.set_linger();
+        return Ok(simple(StatusCode::BAD_REQUEST, true));
+      }
+      // The client left: nobody to answer.
       Err(BodyError::Broken(e)) => return Err(io::Error::other(e)),
       // The rest of the body would still be on its way: answer, then close the connection.
-      Err(BodyError::Stalled) => return Ok(simple(StatusCode::REQUEST_TIMEOUT, true)),
+      Err(BodyError::Stalled) => {
+        conn.set_linger();
+        return Ok(simple(StatusCode::REQUEST_TIMEOUT, true));
+      }
     }
   };
   let Some(body) = body else {
     if shared.cfg.fast_abort {
       return Err(io::Error::other("request body over the limit"));
     }
+    // The rest of the body is still on its way: the lingering close lets the client read this.
+    conn.set_linger();
     return Ok(simple(StatusCode::PAYLOAD_TOO_LARGE, true));
   };
 
   let id = next_id();
   let http11 = parts.version == http::Version::HTTP_11;
-  let req_close = parts
-    .headers
-    .get_all(http::header::CONNECTION)
-    .iter()
-    .any(|v| v.to_str().is_ok_and(has_close_token));
+  let req_close = has_token(&parts.headers, "close");
   let body_len = body.len();
+  // HTTP/1.0 keeps the connection only when asked to (`Connection: keep-alive`).
+  let keep = if http11 {
+    !req_close
+  } else {
+    !req_close && has_token(&parts.headers, "keep-alive")
+  };
   let (tx, rx) = oneshot::channel();
   shared.registry.insert(
     id,
@@ -822,14 +879,40 @@ async fn handle(
     armed: true,
   };
   dispatch.id = id;
-  dispatch.head = crate::request::head_text(remote.ip(), &parts.headers);
+  // An absolute-form target names the host; the `Host` header is then ignored (RFC 9112
+  // section 3.2.2).
+  let authority = parts.uri.authority().map(|a| a.as_str());
+  dispatch.head = crate::request::head_text(remote.ip(), &parts.headers, authority);
   dispatch.body_len = body_len;
   shared.queue_dispatch(dispatch);
   drop(parts);
   let res = rx.await;
   guard.armed = false;
   match res {
-    Ok(Reply::Http(res)) => Ok(res),
+    Ok(Reply::Http(mut res)) => {
+      // A connection that closes after this response must say so, and not `keep-alive` (an
+      // app's header, or hyper's own for an HTTP/1.0 client whose streamed body can only end
+      // by closing).
+      let close = !keep
+        || (!http11
+          && ((matches!(res.body(), ResBody::Stream(_))
+            && !res.headers().contains_key(http::header::CONTENT_LENGTH))
+            || res
+              .headers()
+              .get_all(http::header::CONNECTION)
+              .iter()
+              .any(|v| v.to_str().is_ok_and(has_close_token))));
+      if close {
+        res
+          .headers_mut()
+          .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        if !http11 {
+          // hyper then closes instead of adding `keep-alive` for an HTTP/1.0 client.
+          *res.version_mut() = http::Version::HTTP_10;
+        }
+      }
+      Ok(res)
+    }
     Ok(Reply::Sse(takeover)) => {
       // The connection task drops hyper (and this future) and serves the stream on the socket.
       guard.conn.hand_over(takeover);
@@ -879,6 +962,84 @@ fn build_head(head: &Head<'_>, body: ResBody) -> Result<Response<ResBody>, Error
     map.append(name, value);
   }
   Ok(res)
+}
+
+/// Checks what hyper leaves to the server: the request target's form and the `Host` header
+/// (RFC 9112 section 3.2): one `Host` for HTTP/1.1 (at most one for 1.0), a valid host, and an
+/// origin-form (`/path`) target, or absolute-form, or `*` for `OPTIONS`, or authority-form for
+/// `CONNECT`.
+fn check_target(parts: &http::request::Parts) -> Result<(), StatusCode> {
+  let uri = &parts.uri;
+  let target_ok = if parts.method == http::Method::CONNECT {
+    uri.authority().is_some() && uri.scheme().is_none()
+  } else if uri.scheme().is_some() {
+    true
+  } else {
+    uri.path().starts_with('/') || (parts.method == http::Method::OPTIONS && uri == "*")
+  };
+  if !target_ok {
+    return Err(StatusCode::BAD_REQUEST);
+  }
+  let mut hosts = parts.headers.get_all(http::header::HOST).iter();
+  let ok = match hosts.next() {
+    None => parts.version != http::Version::HTTP_11,
+    Some(host) => hosts.next().is_none() && valid_host(host.as_bytes()),
+  };
+  if ok {
+    Ok(())
+  } else {
+    Err(StatusCode::BAD_REQUEST)
+  }
+}
+
+/// A `Host` value: empty, or `host [":" port]` where host is a name, an IPv4 address or a
+/// bracketed IP literal (RFC 3986 section 3.2.2; only the characters are checked).
+fn valid_host(v: &[u8]) -> bool {
+  v.iter().all(|&b| {
+    b.is_ascii_alphanumeric()
+      || matches!(
+        b,
+        b'-'
+          | b'.'
+          | b'_'
+          | b'~'
+          | b'!'
+          | b'$'
+          | b'&'
+          | b'\''
+          | b'('
+          | b')'
+          | b'*'
+          | b'+'
+          | b','
+          | b';'
+          | b'='
+          | b'%'
+          | b':'
+          | b'['
+          | b']'
+      )
+  })
+}
+
+/// A body error caused by what the client sent (its framing), not by the client leaving.
+fn is_malformed(e: &hyper::Error) -> bool {
+  std::error::Error::source(e)
+    .and_then(|s| s.downcast_ref::<io::Error>())
+    .is_some_and(|io| {
+      matches!(
+        io.kind(),
+        io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData
+      )
+    })
+}
+
+/// A `Connection` header of the request lists `token`.
+fn has_token(headers: &http::HeaderMap, token: &str) -> bool {
+  headers.get_all(http::header::CONNECTION).iter().any(|v| {
+    v.to_str()
+      .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+  })
 }
 
 fn wants_close(headers: &[String]) -> bool {
@@ -979,10 +1140,9 @@ impl Shared {
   /// # Errors
   /// [`Error::InvalidArg`] for an invalid status or header (nothing is sent then).
   pub fn respond(&self, id: u64, head: &Head<'_>, body: Option<Bytes>) -> Result<Outcome, Error> {
-    let res = Reply::Http(build_head(
-      head,
-      ResBody::Full(body.filter(|b| !b.is_empty())),
-    )?);
+    // A 205 has no content (RFC 9110 section 15.3.6); hyper itself drops a 204's and a 304's.
+    let body = body.filter(|b| !b.is_empty() && head.status != 205);
+    let res = Reply::Http(build_head(head, ResBody::Full(body))?);
     match self.registry.complete(id, |e| e.responder.take()).flatten() {
       Some(tx) => {
         run_or_defer(Deferred::Respond(tx, res));
@@ -1346,6 +1506,54 @@ impl AsyncWrite for TimedIo {
 mod tests {
   use super::*;
   use tokio::io::AsyncReadExt;
+
+  fn parts(
+    method: &str,
+    target: &str,
+    version: http::Version,
+    hosts: &[&str],
+  ) -> http::request::Parts {
+    let mut b = Request::builder()
+      .method(method)
+      .uri(target)
+      .version(version);
+    for h in hosts {
+      b = b.header(http::header::HOST, *h);
+    }
+    b.body(()).unwrap().into_parts().0
+  }
+
+  #[test]
+  fn the_request_target_and_host_are_checked() {
+    const HTTP_10: http::Version = http::Version::HTTP_10;
+    const HTTP_11: http::Version = http::Version::HTTP_11;
+    let ok = |m, t, v, h: &[&str]| check_target(&parts(m, t, v, h)).is_ok();
+    assert!(ok("GET", "/a?b", HTTP_11, &["x"]));
+    assert!(ok("GET", "/", HTTP_11, &["[::1]:8080"]));
+    assert!(ok("GET", "/", HTTP_11, &[""]), "an empty Host is allowed");
+    assert!(ok("GET", "/", HTTP_10, &[]), "HTTP/1.0 may omit Host");
+    assert!(!ok("GET", "/", HTTP_11, &[]), "HTTP/1.1 must send Host");
+    assert!(!ok("GET", "/", HTTP_11, &["a", "b"]), "one Host only");
+    assert!(
+      !ok("GET", "/", HTTP_10, &["a", "a"]),
+      "one Host only, 1.0 too"
+    );
+    assert!(!ok("GET", "/", HTTP_11, &["a b"]));
+    assert!(!ok("GET", "/", HTTP_11, &["a/b"]));
+    assert!(!ok("GET", "/", HTTP_11, &["a@b"]));
+    assert!(ok("GET", "http://h.example/a", HTTP_11, &["x"]));
+    assert!(
+      !ok("GET", "h.example:80", HTTP_11, &["x"]),
+      "authority-form is for CONNECT"
+    );
+    assert!(ok("CONNECT", "h.example:443", HTTP_11, &["h.example:443"]));
+    assert!(!ok("CONNECT", "/a", HTTP_11, &["x"]));
+    assert!(ok("OPTIONS", "*", HTTP_11, &["x"]));
+    assert!(
+      !ok("GET", "*", HTTP_11, &["x"]),
+      "asterisk-form is for OPTIONS"
+    );
+  }
 
   #[test]
   fn a_stream_head_promises_keep_alive_only_when_it_keeps_the_connection() {
