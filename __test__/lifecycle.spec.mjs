@@ -532,3 +532,69 @@ test('a connection that is quiet for a second after connecting to a long-running
   const r = await c.response();
   assert.equal(r.status, 200);
 });
+
+test('a stopped Server with no connection left lets go of its runtime thread and can be garbage-collected (close, shutdown, force_close)', { timeout: 30000 }, async () => {
+  const script = `
+    const { Server } = require('.');
+    const http = require('node:http');
+    const fs = require('node:fs');
+    const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+    const threads = () => fs.readdirSync('/proc/self/task').length;
+    let collected = 0;
+    const reg = new FinalizationRegistry(() => collected++);
+    (async () => {
+      const out = {};
+      for (const how of ['close', 'shutdown', 'force_close']) {
+        const before = threads();
+        let peak = before;
+        for (let i = 0; i < 8; i++) {
+          let app = new Server();
+          app.get('/', (req, res) => res.send('ok'));
+          await app.listen(0, '127.0.0.1');
+          await new Promise((r) => http.get({ host: '127.0.0.1', port: app.port, path: '/', agent: false }, (res) => { res.resume(); res.on('end', r); }));
+          peak = Math.max(peak, threads());
+          if (how === 'close') app.close();
+          else if (how === 'shutdown') await app.shutdown(1000);
+          else app.force_close();
+          reg.register(app, i);
+          app = null;
+          await sleep(60);
+        }
+        for (let i = 0; i < 10 && collected < 8; i++) { global.gc(); await sleep(50); }
+        out[how] = { collected, before, peak, after: threads() };
+        collected = 0;
+      }
+      console.log(JSON.stringify(out));
+    })();
+  `;
+  const r = await runNode(script, { args: ['--expose-gc'], ms: 25000 });
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout.trim());
+  for (const how of ['close', 'shutdown', 'force_close']) {
+    const o = out[how];
+    assert.equal(o.collected, 8, `${how}: every stopped server was collected: ${JSON.stringify(o)}`);
+    assert.ok(o.peak > o.before, `${how}: a listening server has its runtime thread: ${JSON.stringify(o)}`);
+    // One more thread at most: the process-wide closer thread, started by the first connection.
+    assert.ok(o.after <= o.before + 1, `${how}: the runtime threads are gone: ${JSON.stringify(o)}`);
+  }
+});
+
+test('a Server stopped and idle listens again with a new native side: routes, requests and SSE work', T, async () => {
+  const { Server } = lib();
+  const app = new Server();
+  app.get('/', (req, res) => res.send('again'));
+  app.get('/sse', (req, res) => res.sse.send('x'));
+  onCleanup(() => app.force_close());
+  for (let round = 0; round < 3; round++) {
+    await app.listen(0, '127.0.0.1');
+    const r = await request(app.port, { path: '/' });
+    assert.equal(r.text, 'again');
+    r.client.destroy();
+    const sse = await openSSE(app.port, '/sse');
+    await sse.waitUntil((c) => c.text.includes('data: x'), 2000, 'the event');
+    sse.destroy();
+    if (round === 1) await app.shutdown(1000);
+    else app.close();
+    await until(() => app._disposed, 3000, 'the native side to be disposed');
+  }
+});

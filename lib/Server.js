@@ -9,7 +9,7 @@ const Router = require('./Router');
 const Request = require('./Request');
 const Response = require('./Response');
 const native = require('./native');
-const { OPEN, LIVE, onEvents, setFlusher } = require('./state');
+const { OPEN, LIVE, onEvents, addNative, removeNative } = require('./state');
 
 const SIGNALS = ['SIGINT', 'SIGUSR1', 'SIGUSR2', 'SIGTERM'];
 const METHOD_NAMES = ['any', 'get', 'post', 'del', 'head', 'options', 'patch', 'put', 'trace', 'connect', 'upgrade', 'ws'];
@@ -120,12 +120,15 @@ function autoCloseDone(server) {
 }
 
 /**
- * Keeps the event loop alive (a ref'd timer) until the native server has no open connection.
+ * Keeps the event loop alive (a ref'd timer) until the native server has no open connection,
+ * then lets `server` dispose of it if it is idle (see `_dispose_if_idle`).
+ * @param {Server} server
  * @param {object} nat NativeServer
  */
-function holdWhileConnected(nat) {
+function holdWhileConnected(server, nat) {
   const check = () => {
     if (nat.connections > 0) setTimeout(check, 20);
+    else setImmediate(() => server._dispose_if_idle(nat));
   };
   check();
 }
@@ -245,6 +248,7 @@ class Server extends Router {
     /** @private */ this._not_found = null;
     /** @private */ this._native = null;
     /** @private */ this._release = null;
+    /** @private the native side was disposed (see `_dispose_if_idle`) */ this._disposed = false;
     /** @private resEnd, resWrite, sseSend of the native server, without napi-rs's per-call cost */
     this._fast = null;
     /** @private */ this._socket = null;
@@ -447,6 +451,10 @@ class Server extends Router {
   /** @private called once per response after its `close` */
   _response_closed() {
     this._open--;
+    if (this._open === 0 && this._socket === null && !this._disposed) {
+      const nat = this._native;
+      setImmediate(() => this._dispose_if_idle(nat));
+    }
     if (this._open === 0 && this._idle_waiter !== null) {
       const resolve = this._idle_waiter;
       this._idle_waiter = null;
@@ -496,8 +504,9 @@ class Server extends Router {
       const p = Number(port);
       if (!Number.isInteger(p) || p < 0 || p > 65535) throw new Error(`invalid port ${String(port)}`);
       this._compile();
-      if (this._native === null) {
+      if (this._native === null || this._disposed) {
         const { NativeServer } = native.load();
+        this._disposed = false;
         this._native = new NativeServer(
           this._native_options(),
           (nums, text, heads) => this._on_requests(nums, text, heads),
@@ -511,7 +520,7 @@ class Server extends Router {
           sseSend: this._native.nativeFn('sseSend'),
         };
         this._release = { native: this._native, ids: [], queued: false };
-        setFlusher(this._native);
+        addNative(this._native);
         this._native.setRoutes(
           this._route_list.map((route, i) => ({
             id: i,
@@ -537,6 +546,22 @@ class Server extends Router {
     return Promise.resolve(this._socket);
   }
 
+  /**
+   * A server that stopped listening and has no connection and no open response left lets go of
+   * its native side: the runtime thread, and the threadsafe functions whose callbacks hold this
+   * Server (without this, a closed Server could never be garbage-collected). A later `listen()`
+   * makes a new one.
+   * @private
+   */
+  _dispose_if_idle(nat) {
+    if (this._native !== nat || this._disposed || this._socket !== null) return;
+    if (this._open > 0 || nat.connections > 0) return;
+    this._disposed = true;
+    nat.flush();
+    removeNative(nat);
+    nat.dispose();
+  }
+
   /** @private stops accepting; returns whether the server was listening */
   _stop_listening() {
     if (this._socket === null) return false;
@@ -547,7 +572,7 @@ class Server extends Router {
     // Connections still open (a response being written, a stream, a keep-alive client) keep the
     // process alive, as sockets do in node:http: otherwise a response sent just before close()
     // could be cut off by the process exiting.
-    holdWhileConnected(this._native);
+    holdWhileConnected(this, this._native);
     autoCloseDone(this);
     LIVE.delete(this);
     return true;

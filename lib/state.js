@@ -13,7 +13,9 @@ const LIVE = new Set();
 /** @type {Array<{ native: any, ids: number[], queued: boolean }>} */
 let queues = [];
 let scheduled = false;
-/** A NativeServer whose `flush()` hands this thread's deferred native work to the runtime. */
+/** NativeServers not disposed yet. */
+const natives = new Set();
+/** One of `natives`: its `flush()` hands this thread's deferred native work to a runtime. */
 let flusher = null;
 
 /**
@@ -52,9 +54,16 @@ function touch() {
   }
 }
 
-/** Registers the NativeServer used for `flush()` (deferral is per thread, any server will do). */
-function setFlusher(native) {
+/** Registers a new NativeServer; the latest one does the `flush()` (deferral is per thread, any server will do). */
+function addNative(native) {
+  natives.add(native);
   flusher = native;
+}
+
+/** A NativeServer is being disposed: another one (if any) takes over the `flush()`. */
+function removeNative(native) {
+  natives.delete(native);
+  if (flusher === native) flusher = natives.size === 0 ? null : natives.values().next().value;
 }
 
 /**
@@ -90,4 +99,4 @@ function onEvents(pairs) {
   }
 }
 
-module.exports = { OPEN, LIVE, queueRelease, onEvents, touch, setFlusher };
+module.exports = { OPEN, LIVE, queueRelease, onEvents, touch, addNative, removeNative };

@@ -55,9 +55,11 @@ struct EventQueue {
 /// and every `drain` are reported at once.
 const COALESCE: Duration = Duration::from_millis(1);
 
+/// The calls into JS. `None` once released ([`JsEvents::release`]): each holds its JS callback,
+/// which holds the JS server.
 struct Callbacks {
-  on_request: DispatchFn,
-  on_event: Arc<EventFn>,
+  on_request: Mutex<Option<DispatchFn>>,
+  on_event: Mutex<Option<Arc<EventFn>>>,
   events: Arc<Mutex<EventQueue>>,
 }
 
@@ -72,13 +74,21 @@ fn call_js(on_event: &EventFn, q: &mut EventQueue) {
 
 impl JsEvents for Callbacks {
   fn dispatch(&self, batch: Vec<Dispatch>) -> bool {
-    self
-      .on_request
-      .call(batch, ThreadsafeFunctionCallMode::NonBlocking)
-      == Status::Ok
+    lock(&self.on_request)
+      .as_ref()
+      .is_some_and(|f| f.call(batch, ThreadsafeFunctionCallMode::NonBlocking) == Status::Ok)
+  }
+
+  fn release(&self) {
+    let on_request = lock(&self.on_request).take();
+    let on_event = lock(&self.on_event).take();
+    drop((on_request, on_event));
   }
 
   fn event(&self, id: u64, code: u8) {
+    let Some(on_event) = lock(&self.on_event).clone() else {
+      return;
+    };
     let mut q = lock(&self.events);
     q.items.push((id, code));
     if q.in_flight {
@@ -91,7 +101,7 @@ impl JsEvents for Callbacks {
       }
       if let Ok(rt) = tokio::runtime::Handle::try_current() {
         q.armed = true;
-        let (on_event, queue) = (self.on_event.clone(), self.events.clone());
+        let queue = self.events.clone();
         rt.spawn(async move {
           tokio::time::sleep(COALESCE).await;
           let mut q = lock(&queue);
@@ -103,7 +113,7 @@ impl JsEvents for Callbacks {
         return;
       }
     }
-    call_js(&self.on_event, &mut q);
+    call_js(&on_event, &mut q);
   }
 }
 
@@ -268,8 +278,8 @@ impl NativeServer {
     let server = Server::new(
       to_config(options),
       Arc::new(Callbacks {
-        on_request,
-        on_event: Arc::new(on_event),
+        on_request: Mutex::new(Some(on_request)),
+        on_event: Mutex::new(Some(Arc::new(on_event))),
         events,
       }),
     )?;
@@ -335,6 +345,14 @@ impl NativeServer {
   #[napi(catch_unwind)]
   pub fn force_close(&self) {
     self.server.force_close();
+  }
+
+  /// Releases a closed server's runtime, its thread and its calls into JS (see
+  /// `Server::dispose`); JS calls it once the server stopped listening and has no connection
+  /// and no open response left. Afterwards `listen` fails: JS makes a new `NativeServer`.
+  #[napi(catch_unwind)]
+  pub fn dispose(&self) {
+    self.server.dispose();
   }
 
   /// Open connections.

@@ -288,6 +288,9 @@ impl Channel {
   pub fn close(&self) -> Vec<u64> {
     let mut st = lock(&self.inner.state);
     st.closed = true;
+    // Nothing can be replayed any more (subscribe refuses): the history's memory goes now, not
+    // when the garbage collector finalizes the JS object (it does not see this memory).
+    st.history = VecDeque::new();
     let next = st.next_seq;
     let mut ids = Vec::new();
     let mut ending = Vec::new();
@@ -390,6 +393,18 @@ fn json_string(s: &str) -> String {
 #[cfg(test)]
 mod tests {
   use super::*;
+
+  #[test]
+  fn close_lets_the_history_go() {
+    let ch = Channel::new(10);
+    for i in 0..5 {
+      ch.send(None, None, &format!("event {i}")).unwrap();
+    }
+    assert_eq!(lock(&ch.inner.state).history.len(), 5);
+    assert!(ch.close().is_empty());
+    assert_eq!(lock(&ch.inner.state).history.len(), 0);
+    assert_eq!(lock(&ch.inner.state).history.capacity(), 0);
+  }
 
   #[test]
   fn json_strings_are_escaped() {

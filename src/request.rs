@@ -31,6 +31,8 @@ pub trait JsEvents: Send + Sync {
   fn dispatch(&self, batch: Vec<Dispatch>) -> bool;
   /// Reports an event code for a request (see [`EndReason`] and [`crate::response::EVENT_DRAIN`]).
   fn event(&self, id: u64, code: u8);
+  /// Lets go of the calls into JS (the server was disposed); later calls do nothing.
+  fn release(&self) {}
 }
 
 /// The primitives JS receives for a new request.

@@ -199,7 +199,8 @@ pub struct Shared {
 /// A running server: its runtime and its listener.
 pub struct Server {
   pub shared: Arc<Shared>,
-  runtime: Runtime,
+  /// `None` once disposed (see [`Server::dispose`]).
+  runtime: Mutex<Option<Runtime>>,
   /// While listening: a second handle on the listening socket, shut down by `close()` so
   /// connects are refused as soon as it returns, and the sender that stops the accept loop.
   listener: Mutex<Option<(socket2::Socket, oneshot::Sender<()>)>>,
@@ -230,7 +231,7 @@ impl Server {
         pump,
         clock: Clock::new(),
       }),
-      runtime,
+      runtime: Mutex::new(Some(runtime)),
       listener: Mutex::new(None),
       started: AtomicBool::new(false),
     })
@@ -258,6 +259,9 @@ impl Server {
     if lock(&self.listener).is_some() {
       return Err(Error::Listen("already listening".into()));
     }
+    let Some(handle) = lock(&self.runtime).as_ref().map(|r| r.handle().clone()) else {
+      return Err(Error::Listen("this server was disposed".into()));
+    };
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let addr: SocketAddr = match host.parse::<std::net::IpAddr>() {
       Ok(ip) => SocketAddr::new(ip, port),
@@ -277,7 +281,7 @@ impl Server {
       .local_addr()
       .map_err(|e| Error::Listen(e.to_string()))?
       .port();
-    let _guard = self.runtime.handle().enter();
+    let _guard = handle.enter();
     let listener = TcpListener::from_std(std_listener).map_err(|e| Error::Listen(e.to_string()))?;
     let (tx, rx) = oneshot::channel();
     *lock(&self.listener) = Some((control, tx));
@@ -285,20 +289,25 @@ impl Server {
     self.shared.graceful.store(false, Ordering::Release);
     if !self.started.swap(true, Ordering::AcqRel) {
       // Live as long as the runtime: open streams keep their heartbeats after `close()`.
-      self.runtime.handle().spawn(dispatcher(shared.clone()));
-      self.runtime.handle().spawn(housekeeping(shared.clone()));
+      handle.spawn(dispatcher(shared.clone()));
+      handle.spawn(housekeeping(shared.clone()));
       if let Some(every) = self.shared.cfg.sse_heartbeat {
-        self
-          .runtime
-          .handle()
-          .spawn(heartbeats(shared.clone(), every));
+        handle.spawn(heartbeats(shared.clone(), every));
       }
     }
-    self
-      .runtime
-      .handle()
-      .spawn(accept_loop(listener, shared, rx));
+    handle.spawn(accept_loop(listener, shared, rx));
     Ok(bound)
+  }
+
+  /// Releases what a closed server holds: drops every connection, stops the runtime (its thread
+  /// is joined) and releases the calls into JS, so that nothing native keeps the JS server alive.
+  /// Afterwards `listen` fails and response calls find nothing. Idempotent.
+  pub fn dispose(&self) {
+    self.close();
+    self.force_close();
+    let runtime = lock(&self.runtime).take();
+    drop(runtime);
+    self.shared.registry.events().release();
   }
 
   /// Stops accepting. Open connections stay. `false` if nothing was listening.
