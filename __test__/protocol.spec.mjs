@@ -76,6 +76,16 @@ test('a chunked body with broken framing gets 400 and the handler is not called'
   assert.equal(ok.text, 'hello');
 });
 
+test('a request body with a transfer coding other than chunked (gzip, chunked) gets 501: hyper would hand it on still encoded', T, async () => {
+  let calls = 0;
+  const { port } = await startServer((app) => app.post('/echo', async (req, res) => (calls++, res.send(await req.text()))));
+  const c = await raw(port, 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n');
+  assert.match(c.text, /^HTTP\/1\.1 501 Not Implemented\r\n/);
+  assert.equal(calls, 0);
+  const ok = await raw(port, 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n');
+  assert.match(ok.text, /^HTTP\/1\.1 200 OK\r\n[^]*hello$/);
+});
+
 test('an upload over the limit gets its 413 (lingering close), not a reset, with node:http as the client', T, async () => {
   let calls = 0;
   const { port } = await startServer((app) => app.post('/up', async (req, res) => (calls++, res.send(String((await req.buffer()).length)))));

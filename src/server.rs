@@ -784,7 +784,7 @@ async fn handle(
   // From the head on (a slow body upload included) the connection is not idle.
   let _busy = Idle::request(&conn);
   let (parts, body) = req.into_parts();
-  if let Err(status) = check_target(&parts) {
+  if let Err(status) = check_target(&parts).and_then(|()| check_codings(&parts.headers)) {
     // Nothing of the request is trusted: answer and close (the body, if any, is not read).
     if !body.is_end_stream() {
       conn.set_linger();
@@ -998,6 +998,26 @@ fn check_target(parts: &http::request::Parts) -> Result<(), StatusCode> {
     Ok(())
   } else {
     Err(StatusCode::BAD_REQUEST)
+  }
+}
+
+/// hyper decodes `chunked` only: a request body with another transfer coding (`gzip, chunked`)
+/// would reach the app still encoded. RFC 9112 section 6.1: 501.
+fn check_codings(headers: &http::HeaderMap) -> Result<(), StatusCode> {
+  let only_chunked = headers
+    .get_all(http::header::TRANSFER_ENCODING)
+    .iter()
+    .all(|v| {
+      v.to_str().is_ok_and(|v| {
+        v.split(',')
+          .map(str::trim)
+          .all(|c| c.is_empty() || c.eq_ignore_ascii_case("chunked"))
+      })
+    });
+  if only_chunked {
+    Ok(())
+  } else {
+    Err(StatusCode::NOT_IMPLEMENTED)
   }
 }
 
@@ -1530,6 +1550,28 @@ mod tests {
       b = b.header(http::header::HOST, *h);
     }
     b.body(()).unwrap().into_parts().0
+  }
+
+  #[test]
+  fn transfer_codings_other_than_chunked_are_refused() {
+    let map = |values: &[&str]| {
+      let mut m = http::HeaderMap::new();
+      for v in values {
+        m.append(http::header::TRANSFER_ENCODING, v.parse().unwrap());
+      }
+      m
+    };
+    assert!(check_codings(&map(&[])).is_ok());
+    assert!(check_codings(&map(&["chunked"])).is_ok());
+    assert!(check_codings(&map(&["Chunked"])).is_ok());
+    assert_eq!(
+      check_codings(&map(&["gzip, chunked"])),
+      Err(StatusCode::NOT_IMPLEMENTED)
+    );
+    assert_eq!(
+      check_codings(&map(&["gzip", "chunked"])),
+      Err(StatusCode::NOT_IMPLEMENTED)
+    );
   }
 
   #[test]
