@@ -13,6 +13,7 @@ import {
   recordEvents,
   checkInvariants,
   assertSSEHead,
+  runNode,
 } from './helpers.mjs';
 
 afterEach(cleanup);
@@ -557,4 +558,40 @@ test('channel.send overloads follow the argument count and empty data is still a
       ['4', 'ev', ''],
     ],
   );
+});
+
+test('a Channel history is counted by the garbage collector: dropped channels are finalized without an explicit gc(), and close() frees it at once', { timeout: 60000 }, async () => {
+  const script = `
+    const { Channel } = require('.');
+    let finalized = 0;
+    const reg = new FinalizationRegistry(() => finalized++);
+    const rss = () => Math.round(process.memoryUsage().rss / 1048576);
+    (async () => {
+      const out = {};
+      for (const mode of ['drop', 'close']) {
+        finalized = 0;
+        const before = rss();
+        let peak = before;
+        for (let round = 0; round < 6; round++) {
+          for (let i = 0; i < 500; i++) {
+            const ch = new Channel({ history: 100 });
+            for (let k = 0; k < 100; k++) ch.send('x'.repeat(1024));
+            if (mode === 'close') ch.close();
+            reg.register(ch, i);
+          }
+          await new Promise((r) => setImmediate(r));
+          peak = Math.max(peak, rss());
+        }
+        out[mode] = { finalized, before, peak };
+      }
+      console.log(JSON.stringify(out));
+    })();
+  `;
+  const r = await runNode(script, { ms: 55000 });
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout.trim());
+  // 3,000 channels of ~110 KiB history each: ~330 MiB if nothing were freed.
+  assert.ok(out.drop.finalized >= 1500, `dropped channels are finalized as they pile up: ${JSON.stringify(out)}`);
+  assert.ok(out.drop.peak - out.drop.before < 250, `memory stays bounded: ${JSON.stringify(out)}`);
+  assert.ok(out.close.peak - out.close.before < 60, `close() frees the history at once: ${JSON.stringify(out)}`);
 });

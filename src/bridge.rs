@@ -465,10 +465,36 @@ pub(crate) fn field_code(e: FieldError) -> i64 {
   }
 }
 
-/// The native half of a `Channel`.
-#[napi]
+/// The native half of a `Channel`. Its history is reported to V8 as external memory, so that the
+/// garbage collector counts it when it decides to run (a dropped channel's history is freed when
+/// its JS object is finalized).
+#[napi(custom_finalize)]
 pub struct NativeChannel {
   channel: Channel,
+  /// Bytes reported with `napi_adjust_external_memory` so far.
+  reported: std::sync::atomic::AtomicI64,
+}
+
+impl NativeChannel {
+  /// Reports the change of the history's size since the last report.
+  fn report(&self, env: &Env) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let now = i64::try_from(self.channel.history_bytes()).unwrap_or(i64::MAX);
+    let delta = now - self.reported.swap(now, Relaxed);
+    if delta != 0 {
+      let _ = env.adjust_external_memory(delta);
+    }
+  }
+}
+
+impl ObjectFinalize for NativeChannel {
+  fn finalize(self, env: Env) -> Result<()> {
+    let reported = self.reported.load(std::sync::atomic::Ordering::Relaxed);
+    if reported != 0 {
+      let _ = env.adjust_external_memory(-reported);
+    }
+    Ok(())
+  }
 }
 
 #[napi]
@@ -478,6 +504,7 @@ impl NativeChannel {
   pub fn new(history: Option<u32>) -> Self {
     NativeChannel {
       channel: Channel::new(history.unwrap_or(0) as usize),
+      reported: std::sync::atomic::AtomicI64::new(0),
     }
   }
 
@@ -511,11 +538,12 @@ impl NativeChannel {
   #[napi(catch_unwind)]
   pub fn send(
     &self,
+    env: Env,
     sse_id: Option<String>,
     event: Option<String>,
     data: String,
   ) -> Result<String> {
-    self
+    let id = self
       .channel
       .send(sse_id.as_deref(), event.as_deref(), &data)
       .map_err(|e| {
@@ -523,7 +551,9 @@ impl NativeChannel {
           Status::InvalidArg,
           format!("ERR_SSE_INVALID_FIELD: {}", e.message()),
         )
-      })
+      })?;
+    self.report(&env);
+    Ok(id)
   }
 
   /// Live subscribers.
@@ -534,12 +564,14 @@ impl NativeChannel {
 
   /// Ends every subscribed stream; returns their request ids.
   #[napi(catch_unwind)]
-  pub fn close(&self) -> Vec<f64> {
-    self
+  pub fn close(&self, env: Env) -> Vec<f64> {
+    let ids = self
       .channel
       .close()
       .into_iter()
       .map(|id| id as f64)
-      .collect()
+      .collect();
+    self.report(&env);
+    ids
   }
 }

@@ -49,12 +49,21 @@ struct Event {
   bytes: Bytes,
 }
 
+impl Event {
+  /// Memory an event in history holds, about: its bytes, its id and the shared allocation.
+  fn footprint(&self) -> usize {
+    self.bytes.len() + self.id.len() + std::mem::size_of::<Event>() + 16
+  }
+}
+
 struct State {
   /// Subscribers, including unsubscribed ones until the fan-out thread passed their `until_seq`.
   /// Shared so that a delivery takes the list without copying it (`Arc::make_mut` copies only if
   /// a delivery still holds it when the list changes).
   subs: Arc<Vec<Sub>>,
   history: VecDeque<Arc<Event>>,
+  /// The [`Event::footprint`]s of `history`.
+  history_bytes: usize,
   capacity: usize,
   next_seq: u64,
   next_auto_id: u64,
@@ -146,6 +155,7 @@ impl Channel {
         state: Mutex::new(State {
           subs: Arc::new(Vec::new()),
           history: VecDeque::new(),
+          history_bytes: 0,
           capacity: history,
           next_seq: 1,
           next_auto_id: 1,
@@ -267,13 +277,21 @@ impl Channel {
     });
     if st.capacity > 0 {
       if st.history.len() == st.capacity {
-        st.history.pop_front();
+        if let Some(old) = st.history.pop_front() {
+          st.history_bytes -= old.footprint();
+        }
       }
+      st.history_bytes += ev.footprint();
       st.history.push_back(ev.clone());
     }
     drop(st);
     push_jobs([Job::Deliver(self.inner.clone(), ev)]);
     Ok(id)
+  }
+
+  /// Memory the history holds, about (reported to V8 as external memory by the bridge).
+  pub fn history_bytes(&self) -> usize {
+    lock(&self.inner.state).history_bytes
   }
 
   /// Live subscribers (ended or unsubscribed streams are not counted).
@@ -291,6 +309,7 @@ impl Channel {
     // Nothing can be replayed any more (subscribe refuses): the history's memory goes now, not
     // when the garbage collector finalizes the JS object (it does not see this memory).
     st.history = VecDeque::new();
+    st.history_bytes = 0;
     let next = st.next_seq;
     let mut ids = Vec::new();
     let mut ending = Vec::new();
@@ -401,7 +420,21 @@ mod tests {
       ch.send(None, None, &format!("event {i}")).unwrap();
     }
     assert_eq!(lock(&ch.inner.state).history.len(), 5);
+    let five = ch.history_bytes();
+    assert!(five >= 5 * "event 0".len());
+    // Full: each new event replaces the oldest, and the count follows.
+    for i in 5..20 {
+      ch.send(None, None, &format!("event {i}")).unwrap();
+    }
+    assert_eq!(lock(&ch.inner.state).history.len(), 10);
+    let ten: usize = lock(&ch.inner.state)
+      .history
+      .iter()
+      .map(|e| e.footprint())
+      .sum();
+    assert_eq!(ch.history_bytes(), ten);
     assert!(ch.close().is_empty());
+    assert_eq!(ch.history_bytes(), 0);
     assert_eq!(lock(&ch.inner.state).history.len(), 0);
     assert_eq!(lock(&ch.inner.state).history.capacity(), 0);
   }
