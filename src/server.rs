@@ -502,6 +502,12 @@ fn close_later(sock: TcpStream) {
     std::thread::Builder::new()
       .name("hyper-sse-close".into())
       .spawn(move || {
+        // Closing is housekeeping: at the lowest priority (nice 19, this thread only on Linux),
+        // it gives way to the runtime, JS and whatever else runs. In a disconnect storm the
+        // other threads must run first; the sockets are already dead. Interleaved 5-run A/B of
+        // sse-close-rst against hyper-express: 1.03x with it, 1.08x without (0.97-1.12 runs).
+        // SAFETY: setpriority has no memory-safety preconditions; a failure changes nothing.
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
         while let Ok(first) = rx.recv() {
           drop(first);
           // Let a burst gather instead of being woken for every socket.
