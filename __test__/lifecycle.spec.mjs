@@ -579,6 +579,52 @@ test('a stopped Server with no connection left lets go of its runtime thread and
   }
 });
 
+test('a listen() that fails (port in use) lets go of the native side it made: no thread left, the Server can be collected, a later listen() works', { timeout: 30000 }, async () => {
+  const script = `
+    const { Server } = require('.');
+    const net = require('node:net');
+    const fs = require('node:fs');
+    const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+    const threads = () => fs.readdirSync('/proc/self/task').length;
+    let collected = 0;
+    const reg = new FinalizationRegistry(() => collected++);
+    (async () => {
+      const blocker = net.createServer();
+      await new Promise((r) => blocker.listen(0, '127.0.0.1', r));
+      const port = blocker.address().port;
+      const before = threads();
+      let failures = 0;
+      for (let i = 0; i < 10; i++) {
+        let app = new Server();
+        app.get('/', (req, res) => res.send('ok'));
+        await app.listen(port, '127.0.0.1').catch((e) => { if (typeof e === 'string') failures++; });
+        reg.register(app, i);
+        app = null;
+        await sleep(20);
+      }
+      for (let i = 0; i < 10 && collected < 10; i++) { global.gc(); await sleep(50); }
+      const after = threads();
+      // The same Server can listen once the port is free.
+      const app = new Server();
+      app.get('/', (req, res) => res.send('ok'));
+      await app.listen(port, '127.0.0.1').catch(() => {});
+      blocker.close();
+      await sleep(50);
+      const again = await app.listen(0, '127.0.0.1').then(() => true, () => false);
+      const res = again ? await fetch('http://127.0.0.1:' + app.port + '/').then((r) => r.text()) : null;
+      app.close();
+      console.log(JSON.stringify({ failures, collected, before, after, res }));
+    })();
+  `;
+  const r = await runNode(script, { args: ['--expose-gc'], ms: 25000 });
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout.trim());
+  assert.equal(out.failures, 10, JSON.stringify(out));
+  assert.equal(out.collected, 10, `every Server whose listen() failed was collected: ${JSON.stringify(out)}`);
+  assert.ok(out.after <= out.before, `no runtime thread left behind: ${JSON.stringify(out)}`);
+  assert.equal(out.res, 'ok');
+});
+
 test('a Server stopped and idle listens again with a new native side: routes, requests and SSE work', T, async () => {
   const { Server } = lib();
   const app = new Server();

@@ -50,6 +50,15 @@ test('an absolute-form target names the host: req.hostname is its authority, not
   const c = await raw(port, 'GET http://other.example:81/info?a=1 HTTP/1.1\r\nHost: good.example\r\nConnection: close\r\n\r\n');
   const body = JSON.parse(c.text.slice(c.text.indexOf('\r\n\r\n') + 4));
   assert.deepEqual(body, { url: '/info?a=1', path: '/info', hostname: 'other.example', host: 'other.example:81' });
+  // The authority gets the Host checks: no userinfo.
+  const bad = await raw(port, 'GET http://evil@good.example/info HTTP/1.1\r\nHost: good.example\r\n\r\n');
+  assert.match(bad.text, /^HTTP\/1\.1 400 Bad Request\r\n/);
+});
+
+test('an absolute-form target with an empty path is the path /', T, async () => {
+  const { port } = await startServer((app) => app.get('/', (req, res) => res.json({ url: req.url, path: req.path, q: req.query_parameters.x })));
+  const c = await raw(port, 'GET http://h.example?x=1 HTTP/1.1\r\nHost: h.example\r\nConnection: close\r\n\r\n');
+  assert.deepEqual(JSON.parse(c.text.slice(c.text.indexOf('\r\n\r\n') + 4)), { url: '/?x=1', path: '/', q: '1' });
 });
 
 test('a target that is not origin-form gets 400; OPTIONS * and CONNECT host:port reach the routes', T, async () => {
@@ -242,11 +251,23 @@ test('stream(readable, total): a readable longer than total never sends more tha
   assert.deepEqual(errors, ['ERR_HTTP_CONTENT_LENGTH_MISMATCH']);
 });
 
-test('a HEAD response announces the content-length the app sets', T, async () => {
-  const { port } = await startServer((app) => app.head('/file', (req, res) => res.header('content-length', '12345').send()));
-  const c = await raw(port, 'HEAD /file HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
-  assert.match(c.text, /\r\ncontent-length: 12345\r\n/);
-  assert.ok(c.text.endsWith('\r\n\r\n'), 'no body');
+test('a HEAD response announces the content-length the app sets: one value, and only a length', T, async () => {
+  const { port } = await startServer((app) => {
+    app.head('/file', (req, res) => res.header('content-length', '12345').send());
+    app.head('/two', (req, res) => res.header('content-length', '100').header('content-length', '5').send());
+    app.head('/bad', (req, res) => res.header('content-length', 'abc').send());
+    app.head('/stream', (req, res) => res.header('content-length', '100').stream(Readable.from([Buffer.from('abcde')]), 5));
+  });
+  const head = async (path) => {
+    const c = await raw(port, `HEAD ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    assert.match(c.text, /^HTTP\/1\.1 200 OK\r\n/, `${path}: ${JSON.stringify(c.text)}`);
+    assert.ok(c.text.endsWith('\r\n\r\n'), 'no body');
+    return c.text.match(/content-length: [^\r]*/gi) || [];
+  };
+  assert.deepEqual(await head('/file'), ['content-length: 12345']);
+  assert.deepEqual(await head('/two'), ['content-length: 5'], 'the last value');
+  assert.deepEqual(await head('/bad'), [], 'not a length: not sent');
+  assert.deepEqual(await head('/stream'), ['content-length: 5'], 'the stream total wins');
 });
 
 test('HTTP/1.0: a connection that closes after the response says close, whatever the app or hyper would say', T, async () => {

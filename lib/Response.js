@@ -349,17 +349,25 @@ class Response {
     const length = extra === null ? -1 : extra.length;
     if (headers === null && cookies === null && length < 0) return EMPTY;
     const out = [];
+    let announced = null;
     if (headers !== null) {
       for (const name in headers) {
-        // Framing is the server's, except the length a HEAD response announces.
-        if (name === 'transfer-encoding' || (name === 'content-length' && this._req.method !== 'HEAD')) continue;
+        if (name === 'transfer-encoding') continue;
         const value = headers[name];
+        if (name === 'content-length') {
+          // Framing is the server's, except the length a HEAD response announces: one value, the
+          // app's last, if it is a length at all.
+          const last = typeof value === 'string' ? value : value[value.length - 1];
+          if (this._req.method === 'HEAD' && /^\d{1,15}$/.test(String(last).trim())) announced = String(last).trim();
+          continue;
+        }
         if (typeof value === 'string') out.push(name, value);
         else for (let i = 0; i < value.length; i++) out.push(name, value[i]);
       }
     }
     if (cookies !== null) for (const name in cookies) out.push('set-cookie', cookies[name]);
     if (length >= 0) out.push('content-length', String(length));
+    else if (announced !== null) out.push('content-length', announced);
     return out;
   }
 

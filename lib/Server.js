@@ -398,6 +398,9 @@ class Server extends Router {
    * @private
    */
   _on_requests(nums, text, heads) {
+    // A batch queued before the native side was disposed: its connections are gone (disposal
+    // waits for the last one), so there is nobody to answer.
+    if (this._disposed) return;
     let pos = 0;
     for (let i = 0, r = 0; i + 3 < nums.length; i += 4, r++) {
       let end = text.indexOf('\0', pos);
@@ -532,6 +535,9 @@ class Server extends Router {
       }
       bound = this._native.listen(host, p);
     } catch (err) {
+      // Nothing listens and nothing is connected: the native side made for this call (or kept
+      // from an earlier listen) is let go of, as after close().
+      if (this._native !== null) this._dispose_if_idle(this._native);
       const reason = err && err.message ? err.message : String(err);
       return Promise.reject(`hyper-sse: listen(${String(port)}, ${host}) failed: ${reason}`);
     }

@@ -506,8 +506,12 @@ fn close_later(sock: TcpStream) {
         // it gives way to the runtime, JS and whatever else runs. In a disconnect storm the
         // other threads must run first; the sockets are already dead. Interleaved 5-run A/B of
         // sse-close-rst against hyper-express: 1.03x with it, 1.08x without (0.97-1.12 runs).
+        // Linux only: elsewhere `PRIO_PROCESS, 0` is the whole process.
         // SAFETY: setpriority has no memory-safety preconditions; a failure changes nothing.
-        unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 19) };
+        #[cfg(target_os = "linux")]
+        unsafe {
+          libc::setpriority(libc::PRIO_PROCESS, 0, 19)
+        };
         while let Ok(first) = rx.recv() {
           drop(first);
           // Let a burst gather instead of being woken for every socket.
@@ -799,10 +803,15 @@ async fn handle(
   }
   let method = parts.method.as_str();
   // A `CONNECT` target is an authority (`host:port`): JS gets it as the url.
-  let url = match (parts.uri.path_and_query(), parts.uri.authority()) {
-    (Some(pq), _) => pq.as_str(),
-    (None, Some(a)) => a.as_str(),
-    (None, None) => parts.uri.path(),
+  // An absolute-form target with an empty path (`http://h?x=1`) is the path `/`.
+  let url: std::borrow::Cow<'_, str> = if parts.method == http::Method::CONNECT {
+    parts.uri.authority().map_or("", |a| a.as_str()).into()
+  } else {
+    match parts.uri.path_and_query().map(|pq| pq.as_str()) {
+      Some(pq) if pq.starts_with('/') || pq == "*" => pq.into(),
+      Some(pq) => format!("/{pq}").into(),
+      None => parts.uri.path().into(),
+    }
   };
   // What JS gets, made now while the route's parameters borrow the path (the id comes later).
   let (limit, mut dispatch) = {
@@ -818,12 +827,12 @@ async fn handle(
         } else {
           shared.cfg.max_body_length
         };
-        let dispatch = Dispatch::new(0, found.route.id, method, url, &found.params);
+        let dispatch = Dispatch::new(0, found.route.id, method, &url, &found.params);
         (limit, dispatch)
       }
       None => (
         shared.cfg.max_body_length,
-        Dispatch::new(0, -1, method, url, &[]),
+        Dispatch::new(0, -1, method, &url, &[]),
       ),
     }
   };
@@ -985,6 +994,14 @@ fn build_head(head: &Head<'_>, body: ResBody) -> Result<Response<ResBody>, Error
 /// `CONNECT`.
 fn check_target(parts: &http::request::Parts) -> Result<(), StatusCode> {
   let uri = &parts.uri;
+  // The authority of an absolute-form or CONNECT target stands in for `Host` (see `head_text`):
+  // it gets the same check (no userinfo, no spaces).
+  if uri
+    .authority()
+    .is_some_and(|a| !valid_host(a.as_str().as_bytes()))
+  {
+    return Err(StatusCode::BAD_REQUEST);
+  }
   let target_ok = if parts.method == http::Method::CONNECT {
     uri.authority().is_some() && uri.scheme().is_none()
   } else if uri.scheme().is_some() {
@@ -1599,6 +1616,10 @@ mod tests {
     assert!(!ok("GET", "/", HTTP_11, &["a/b"]));
     assert!(!ok("GET", "/", HTTP_11, &["a@b"]));
     assert!(ok("GET", "http://h.example/a", HTTP_11, &["x"]));
+    assert!(
+      !ok("GET", "http://u@h.example/a", HTTP_11, &["x"]),
+      "no userinfo"
+    );
     assert!(
       !ok("GET", "h.example:80", HTTP_11, &["x"]),
       "authority-form is for CONNECT"
