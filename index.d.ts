@@ -431,10 +431,11 @@ export class Response<Locals = DefaultResponseLocals> extends EventEmitter imple
   html(body: string): this;
   redirect(url: string): this | false;
   /**
-   * Streams `readable` as the body (chunked, or with `content-length: total_size`). A readable
-   * that gives more or fewer bytes than `total_size`, or that fails after the response started,
-   * drops the connection (if started) and passes an `Error` to the error handler
-   * (`'ERR_HTTP_CONTENT_LENGTH_MISMATCH'` for a wrong size). Resolves when done.
+   * Streams `readable` as the body (chunked, or with `content-length: total_size`, completing as
+   * soon as `total_size` bytes went out). A chunk past `total_size`, a readable that ends short of
+   * it, or one that fails after the response started, drops the connection (if started) and
+   * passes an `Error` to the error handler (`'ERR_HTTP_CONTENT_LENGTH_MISMATCH'` for a wrong
+   * size). Resolves when done.
    */
   stream(readable: NodeJS.ReadableStream, total_size?: number): Promise<void>;
   close(): void;

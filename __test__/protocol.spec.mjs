@@ -236,6 +236,39 @@ test('stream(readable, total): a readable shorter than total drops the connectio
   assert.equal(rec.res.close_reason, 'server');
 });
 
+test('stream(readable, total): a readable that gives exactly total bytes, after a delay or from a file, completes with finish (hyper ends the body at its last byte)', T, async () => {
+  const fs = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const file = path.join(os.tmpdir(), `hyper-sse-stream-${process.pid}.bin`);
+  fs.writeFileSync(file, Buffer.alloc(100000, 97));
+  onCleanup(() => fs.rmSync(file, { force: true }));
+  const recs = [];
+  let fileClosed = false;
+  const { port } = await startServer((app) => {
+    app.get('/file', (req, res) => {
+      recs.push(recordEvents(req, res));
+      const rs = fs.createReadStream(file);
+      rs.on('close', () => (fileClosed = true));
+      res.stream(rs, 100000);
+    });
+    app.get('/slow', (req, res) => {
+      recs.push(recordEvents(req, res));
+      const chunks = [Buffer.from('ab'), Buffer.from('cd')];
+      res.stream(new Readable({ read() { const c = chunks.shift() || null; setTimeout(() => this.push(c), 20); } }), 4);
+    });
+  });
+  const f = await request(port, { path: '/file' });
+  assert.equal(f.body.length, 100000);
+  const s = await request(port, { path: '/slow' });
+  assert.equal(s.text, 'abcd');
+  await until(() => recs.length === 2 && recs.every((r) => r.closed()) && fileClosed, 3000, 'both closes and the file closed');
+  for (const r of recs) {
+    assert.deepEqual(r.names.filter((n) => n !== 'drain'), ['prepare', 'finish', 'close']);
+    assert.equal(r.res.close_reason, 'finished');
+  }
+});
+
 test('stream(readable, total): a readable longer than total never sends more than total; the error handler answers', T, async () => {
   quietConsoleError();
   const errors = [];
@@ -257,6 +290,7 @@ test('a HEAD response announces the content-length the app sets: one value, and 
     app.head('/two', (req, res) => res.header('content-length', '100').header('content-length', '5').send());
     app.head('/bad', (req, res) => res.header('content-length', 'abc').send());
     app.head('/stream', (req, res) => res.header('content-length', '100').stream(Readable.from([Buffer.from('abcde')]), 5));
+    app.head('/nocontent', (req, res) => res.status(204).header('content-length', '100').send());
   });
   const head = async (path) => {
     const c = await raw(port, `HEAD ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
@@ -268,6 +302,9 @@ test('a HEAD response announces the content-length the app sets: one value, and 
   assert.deepEqual(await head('/two'), ['content-length: 5'], 'the last value');
   assert.deepEqual(await head('/bad'), [], 'not a length: not sent');
   assert.deepEqual(await head('/stream'), ['content-length: 5'], 'the stream total wins');
+  const nc = await raw(port, 'HEAD /nocontent HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+  assert.match(nc.text, /^HTTP\/1\.1 204 No Content\r\n/);
+  assert.doesNotMatch(nc.text, /content-length/i, 'a 204 never announces a length');
 });
 
 test('HTTP/1.0: a connection that closes after the response says close, whatever the app or hyper would say', T, async () => {

@@ -358,7 +358,7 @@ class Response {
           // Framing is the server's, except the length a HEAD response announces: one value, the
           // app's last, if it is a length at all.
           const last = typeof value === 'string' ? value : value[value.length - 1];
-          if (this._req.method === 'HEAD' && /^\d{1,15}$/.test(String(last).trim())) announced = String(last).trim();
+          if (this._req.method === 'HEAD' && this._status !== 204 && /^\d{1,15}$/.test(String(last).trim())) announced = String(last).trim();
           continue;
         }
         if (typeof value === 'string') out.push(name, value);
@@ -741,6 +741,16 @@ class Response {
           }
         }
         if (!this.write(chunk) && !this.completed) readable.pause();
+        // All `total` bytes are out: complete now. hyper ends a body of known length at its
+        // last byte, before the readable's `end` (which may come a tick or more later): waiting
+        // for it would find the response ended without JS, as if the client had left.
+        if (length >= 0 && bytes === length && !this.completed) {
+          done();
+          this.send();
+          // Let the readable run to its end (it has nothing more to give, or its excess is
+          // dropped), so that it finishes and releases what it holds (a file descriptor).
+          if (typeof readable.resume === 'function') readable.resume();
+        }
       };
       const onDrain = () => readable.resume();
       const onEnd = () => {
