@@ -91,6 +91,10 @@ test('a request body with a transfer coding other than chunked (gzip, chunked) g
   const c = await raw(port, 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n');
   assert.match(c.text, /^HTTP\/1\.1 501 Not Implemented\r\n/);
   assert.equal(calls, 0);
+  // Chunked named twice, on two lines (hyper refuses it on one): 400.
+  const twice = await raw(port, 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n');
+  assert.match(twice.text, /^HTTP\/1\.1 400 Bad Request\r\n/);
+  assert.equal(calls, 0);
   const ok = await raw(port, 'POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n');
   assert.match(ok.text, /^HTTP\/1\.1 200 OK\r\n[^]*hello$/);
 });

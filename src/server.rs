@@ -1024,23 +1024,27 @@ fn check_target(parts: &http::request::Parts) -> Result<(), StatusCode> {
   }
 }
 
-/// hyper decodes `chunked` only: a request body with another transfer coding (`gzip, chunked`)
-/// would reach the app still encoded. RFC 9112 section 6.1: 501.
+/// hyper decodes `chunked` once and no other coding: a request body with another transfer coding
+/// (`gzip, chunked`) would reach the app still encoded (RFC 9112 section 6.1: 501), and one
+/// labelled chunked twice on two header lines (which a sender must not do, and which hyper refuses
+/// on one line) would reach it decoded once (400).
 fn check_codings(headers: &http::HeaderMap) -> Result<(), StatusCode> {
-  let only_chunked = headers
-    .get_all(http::header::TRANSFER_ENCODING)
-    .iter()
-    .all(|v| {
-      v.to_str().is_ok_and(|v| {
-        v.split(',')
-          .map(str::trim)
-          .all(|c| c.is_empty() || c.eq_ignore_ascii_case("chunked"))
-      })
-    });
-  if only_chunked {
-    Ok(())
+  let mut chunked = 0;
+  for v in headers.get_all(http::header::TRANSFER_ENCODING) {
+    let Ok(v) = v.to_str() else {
+      return Err(StatusCode::NOT_IMPLEMENTED);
+    };
+    for c in v.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+      if !c.eq_ignore_ascii_case("chunked") {
+        return Err(StatusCode::NOT_IMPLEMENTED);
+      }
+      chunked += 1;
+    }
+  }
+  if chunked > 1 {
+    Err(StatusCode::BAD_REQUEST)
   } else {
-    Err(StatusCode::NOT_IMPLEMENTED)
+    Ok(())
   }
 }
 
@@ -1594,6 +1598,10 @@ mod tests {
     assert_eq!(
       check_codings(&map(&["gzip", "chunked"])),
       Err(StatusCode::NOT_IMPLEMENTED)
+    );
+    assert_eq!(
+      check_codings(&map(&["chunked", "chunked"])),
+      Err(StatusCode::BAD_REQUEST)
     );
   }
 
