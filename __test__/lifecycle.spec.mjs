@@ -533,8 +533,8 @@ test('a connection that is quiet for a second after connecting to a long-running
   assert.equal(r.status, 200);
 });
 
-test('a stopped Server with no connection left lets go of its runtime thread and can be garbage-collected (close, shutdown, force_close)', { timeout: 30000 }, async () => {
-  const script = `
+/** The start of the child scripts that count threads and collected Servers. */
+const GC_PRELUDE = `
     const { Server } = require('.');
     const http = require('node:http');
     const fs = require('node:fs');
@@ -542,6 +542,11 @@ test('a stopped Server with no connection left lets go of its runtime thread and
     const threads = () => fs.readdirSync('/proc/self/task').length;
     let collected = 0;
     const reg = new FinalizationRegistry(() => collected++);
+`;
+
+test('a stopped Server with no connection left lets go of its runtime thread and can be garbage-collected (close, shutdown, force_close)', { timeout: 30000 }, async () => {
+  const script = `
+    ${GC_PRELUDE}
     (async () => {
       const out = {};
       for (const how of ['close', 'shutdown', 'force_close']) {
@@ -581,13 +586,8 @@ test('a stopped Server with no connection left lets go of its runtime thread and
 
 test('a listen() that fails (port in use) lets go of the native side it made: no thread left, the Server can be collected, a later listen() works', { timeout: 30000 }, async () => {
   const script = `
-    const { Server } = require('.');
+    ${GC_PRELUDE}
     const net = require('node:net');
-    const fs = require('node:fs');
-    const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-    const threads = () => fs.readdirSync('/proc/self/task').length;
-    let collected = 0;
-    const reg = new FinalizationRegistry(() => collected++);
     (async () => {
       const blocker = net.createServer();
       await new Promise((r) => blocker.listen(0, '127.0.0.1', r));

@@ -708,17 +708,19 @@ class Response {
     return new Promise((resolve) => {
       let settled = false;
       let bytes = 0;
-      // The readable gave more or less than the `total` promised in Content-Length: the response
-      // cannot be completed; the error handler gets the error (and, by default, drops the
-      // connection, so the client sees a cut body instead of a wrong one).
+      // The body cannot be completed: if it started, the connection is dropped first (the client
+      // sees a cut body) so the error handler cannot add to it; if not, the error handler
+      // answers, without the announced length.
+      const fail = (err) => {
+        if (this.initiated) this.close();
+        else if (length >= 0) this._extra.length = -1;
+        this.throw(err);
+      };
+      // The readable gave more or less than the `total` promised in Content-Length.
       const mismatch = (n) => {
         const err = new Error(`hyper-sse: Response.stream(): the readable gave ${n} bytes, ${n > length ? 'more' : 'fewer'} than the total of ${length}`);
         err.code = 'ERR_HTTP_CONTENT_LENGTH_MISMATCH';
-        // Started: the connection is dropped first (the client sees a cut body), so the error
-        // handler cannot add to it. Not started: the error handler answers, without the length.
-        if (this.initiated) this.close();
-        else this._extra.length = -1;
-        this.throw(err);
+        fail(err);
       };
       const done = () => {
         if (settled) return;
@@ -760,10 +762,7 @@ class Response {
       };
       const onError = (err) => {
         done();
-        // Started: the connection is dropped (the client sees a cut body), then the error
-        // handler hears of it (it can no longer answer).
-        if (this.initiated) this.close();
-        this.throw(err);
+        fail(err);
       };
       const onClose = () => {
         done();

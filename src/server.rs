@@ -813,7 +813,8 @@ async fn handle(
       None => parts.uri.path().into(),
     }
   };
-  // What JS gets, made now while the route's parameters borrow the path (the id comes later).
+  let id = next_id();
+  // What JS gets, made now while the route's parameters borrow the path.
   let (limit, mut dispatch) = {
     let routes = shared
       .routes
@@ -827,12 +828,12 @@ async fn handle(
         } else {
           shared.cfg.max_body_length
         };
-        let dispatch = Dispatch::new(0, found.route.id, method, &url, &found.params);
+        let dispatch = Dispatch::new(id, found.route.id, method, &url, &found.params);
         (limit, dispatch)
       }
       None => (
         shared.cfg.max_body_length,
-        Dispatch::new(0, -1, method, &url, &[]),
+        Dispatch::new(id, -1, method, &url, &[]),
       ),
     }
   };
@@ -872,7 +873,6 @@ async fn handle(
     return Ok(simple(StatusCode::PAYLOAD_TOO_LARGE, true));
   };
 
-  let id = next_id();
   let http11 = parts.version == http::Version::HTTP_11;
   let req_close = has_token(&parts.headers, "close");
   let body_len = body.len();
@@ -902,7 +902,6 @@ async fn handle(
     conn,
     armed: true,
   };
-  dispatch.id = id;
   // An absolute-form target names the host; the `Host` header is then ignored (RFC 9112
   // section 3.2.2).
   let authority = parts.uri.authority().map(|a| a.as_str());
@@ -921,11 +920,7 @@ async fn handle(
         || (!http11
           && ((matches!(res.body(), ResBody::Stream(_))
             && !res.headers().contains_key(http::header::CONTENT_LENGTH))
-            || res
-              .headers()
-              .get_all(http::header::CONNECTION)
-              .iter()
-              .any(|v| v.to_str().is_ok_and(has_close_token))));
+            || has_token(res.headers(), "close")));
       if close {
         res
           .headers_mut()
@@ -1090,25 +1085,25 @@ fn is_malformed(e: &hyper::Error) -> bool {
     })
 }
 
-/// A `Connection` header of the request lists `token`.
+/// A `Connection` header of `headers` (a request's or a response's) lists `token`.
 fn has_token(headers: &http::HeaderMap, token: &str) -> bool {
-  headers.get_all(http::header::CONNECTION).iter().any(|v| {
-    v.to_str()
-      .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-  })
+  headers
+    .get_all(http::header::CONNECTION)
+    .iter()
+    .any(|v| v.to_str().is_ok_and(|v| lists_token(v, token)))
 }
 
 fn wants_close(headers: &[String]) -> bool {
   headers
     .chunks_exact(2)
-    .any(|p| p[0].eq_ignore_ascii_case("connection") && has_close_token(&p[1]))
+    .any(|p| p[0].eq_ignore_ascii_case("connection") && lists_token(&p[1], "close"))
 }
 
-/// A `Connection` header value that lists `close`.
-fn has_close_token(value: &str) -> bool {
+/// A `Connection` header value lists `token` (comma-separated, any case).
+fn lists_token(value: &str, token: &str) -> bool {
   value
     .split(',')
-    .any(|t| t.trim().eq_ignore_ascii_case("close"))
+    .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
 /// Encodes a validated response head for a stream served outside hyper: status line, the JS
