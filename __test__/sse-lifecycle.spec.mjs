@@ -4,6 +4,7 @@ import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import {
   startServer,
   openSSE,
@@ -162,6 +163,9 @@ test('the connection-pool pattern (id on res.sse, delete on close) empties when 
 test('1,000 clients leaving at once give 1,000 abort and 1,000 close, each exactly once, abort first', { timeout: 60000 }, async () => {
   const N = 1000;
   const { port, recs } = await sseServer();
+  // Client and server share this process: every socket of either side counts here.
+  const fds = () => (process.platform === 'linux' ? fs.readdirSync('/proc/self/fd').length : 0);
+  const baseline = fds();
   const clients = [];
   for (let i = 0; i < N; i += 100) {
     const batch = await Promise.all(Array.from({ length: Math.min(100, N - i) }, () => openSSE(port, '/sse', {}, { keep: true })));
@@ -185,6 +189,9 @@ test('1,000 clients leaving at once give 1,000 abort and 1,000 close, each exact
   assert.equal(aborts, N);
   assert.equal(closes, N);
   assert.ok(took < 10000, `all events within 10 s (took ${took} ms)`);
+  // Every socket is closed after the burst, the reset ones too (held by the closer thread until
+  // the burst is over, at most 250 ms).
+  await until(() => fds() <= baseline, 5000, () => `file descriptors back to ${baseline}, ${fds()} open`);
 });
 
 test('a 20,000-byte SSE event returns false and drain follows', T, async () => {

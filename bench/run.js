@@ -455,7 +455,7 @@ async function profStart(srv) {
     const dir = path.join(BENCH, 'perf');
     fs.mkdirSync(dir, { recursive: true });
     const file = path.join(dir, `${currentRun.scenario}-${currentRun.key}-r${currentRun.round + 1}.data`);
-    const p = spawn('perf', ['record', '-F', '999', '-g', '-p', String(srv.pid), '-o', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const p = spawn('perf', ['record', '-F', process.env.PERF_F || '999', '-g', '-p', String(srv.pid), '-o', file], { stdio: ['ignore', 'ignore', 'pipe'] });
     p.stderr.on('data', () => {});
     const exited = new Promise((r) => p.on('exit', r));
     await sleep(300); // let perf attach

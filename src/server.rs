@@ -489,11 +489,23 @@ fn serve_connection(
   serve_http(Arc::new(stream), remote, shared, ctl, conn_id)
 }
 
+/// A reset socket waits at most this long of quiet (no other reset socket queued) before the
+/// closer closes it; see [`close_later`].
+const CLOSE_QUIET: Duration = Duration::from_millis(2);
+/// ... and at most this long in all, so a steady trickle of resets cannot hold sockets for long.
+const CLOSE_HOLD: Duration = Duration::from_millis(250);
+/// ... and no more than this many reset sockets (file descriptors) are held.
+const CLOSE_MAX: usize = 16_384;
+
 /// Closes `sock` on the process's closer thread. A socket's teardown costs the closing thread
 /// 10-15 µs of kernel work (more with a FIN to send); when thousands of clients leave at once, the
 /// runtime thread reports them all first instead of closing between reports. The closer wakes at
-/// most about once per millisecond and then closes everything queued. Should the thread be
-/// unavailable, the socket is closed here.
+/// most about once per millisecond and then closes everything queued, except sockets the peer
+/// has reset: nothing is owed to a reset peer (no FIN, no data), so those are held until the
+/// burst is over ([`CLOSE_QUIET`], bounded by [`CLOSE_HOLD`] and [`CLOSE_MAX`]) and closed
+/// together then, rather than competing for the CPU with the disconnects still being reported
+/// (and, on one machine, with the clients sending them). Should the thread be unavailable, the
+/// socket is closed here.
 fn close_later(sock: TcpStream) {
   use std::sync::mpsc;
   static CLOSER: std::sync::OnceLock<Option<mpsc::Sender<TcpStream>>> = std::sync::OnceLock::new();
@@ -512,14 +524,7 @@ fn close_later(sock: TcpStream) {
         unsafe {
           libc::setpriority(libc::PRIO_PROCESS, 0, 19)
         };
-        while let Ok(first) = rx.recv() {
-          drop(first);
-          // Let a burst gather instead of being woken for every socket.
-          std::thread::sleep(Duration::from_millis(1));
-          while let Ok(next) = rx.try_recv() {
-            drop(next);
-          }
-        }
+        closer_loop(&rx);
       })
       .ok()
       .map(|_| tx)
@@ -528,6 +533,73 @@ fn close_later(sock: TcpStream) {
   if let Some(tx) = closer {
     let _ = tx.send(sock);
   }
+}
+
+/// The closer thread's work (see [`close_later`]).
+fn closer_loop(rx: &std::sync::mpsc::Receiver<TcpStream>) {
+  use std::sync::mpsc::RecvTimeoutError;
+  let mut held: Vec<TcpStream> = Vec::new();
+  let mut held_since = std::time::Instant::now();
+  loop {
+    let first = if held.is_empty() {
+      match rx.recv() {
+        Ok(first) => first,
+        Err(_) => return,
+      }
+    } else {
+      match rx.recv_timeout(CLOSE_QUIET) {
+        Ok(first) => first,
+        Err(RecvTimeoutError::Timeout) => {
+          // The burst is over: close what it left.
+          held.clear();
+          held.shrink_to(1024);
+          continue;
+        }
+        Err(RecvTimeoutError::Disconnected) => return,
+      }
+    };
+    // Let a burst gather instead of being woken for every socket.
+    std::thread::sleep(Duration::from_millis(1));
+    for sock in std::iter::once(first).chain(rx.try_iter()) {
+      // Asked here rather than on the runtime thread: one `getsockopt` each, at nice 19.
+      if peer_reset(&sock) {
+        if held.is_empty() {
+          held_since = std::time::Instant::now();
+        }
+        held.push(sock);
+      }
+      // Any other socket is closed here and now (a FIN may be owed).
+    }
+    if held.len() >= CLOSE_MAX || (!held.is_empty() && held_since.elapsed() >= CLOSE_HOLD) {
+      held.clear();
+    }
+  }
+}
+
+/// True when the peer reset the connection (TCP state CLOSE): closing it sends nothing.
+#[cfg(target_os = "linux")]
+fn peer_reset(sock: &TcpStream) -> bool {
+  use std::os::fd::AsRawFd;
+  // The first byte of `struct tcp_info` is `tcpi_state`; the kernel copies only what is asked.
+  let mut state = 0u8;
+  let mut len = 1 as libc::socklen_t;
+  // SAFETY: `state` is a valid buffer of `len` bytes for the duration of the call.
+  let rc = unsafe {
+    libc::getsockopt(
+      sock.as_raw_fd(),
+      libc::IPPROTO_TCP,
+      libc::TCP_INFO,
+      (&mut state as *mut u8).cast(),
+      &mut len,
+    )
+  };
+  const TCP_CLOSE: u8 = 7;
+  rc == 0 && len == 1 && state == TCP_CLOSE
+}
+
+#[cfg(not(target_os = "linux"))]
+fn peer_reset(_sock: &TcpStream) -> bool {
+  false
 }
 
 /// One connection while hyper serves it. When a request becomes an SSE stream, hyper (and its
@@ -1712,6 +1784,38 @@ mod tests {
       assert!(buf.is_empty());
       assert!(buf.capacity() >= 5);
     });
+  }
+
+  #[cfg(target_os = "linux")]
+  #[tokio::test]
+  async fn only_a_reset_connection_counts_as_reset() {
+    async fn pair() -> (TcpStream, TcpStream) {
+      let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+      let client = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+      let (server, _) = listener.accept().await.unwrap();
+      (client, server)
+    }
+    async fn settle(server: &TcpStream) {
+      // Let the peer's FIN or RST arrive (loopback: at once; bounded anyway).
+      let _ = tokio::time::timeout(Duration::from_secs(2), server.readable()).await;
+    }
+    let (client, server) = pair().await;
+    assert!(!peer_reset(&server), "a live connection");
+    drop(client);
+    settle(&server).await;
+    assert!(
+      !peer_reset(&server),
+      "the peer sent a FIN: ours is still owed"
+    );
+    let (client, server) = pair().await;
+    socket2::SockRef::from(&client)
+      .set_linger(Some(Duration::ZERO))
+      .unwrap();
+    drop(client);
+    settle(&server).await;
+    assert!(peer_reset(&server), "the peer reset the connection");
   }
 
   #[tokio::test]
