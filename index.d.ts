@@ -49,6 +49,15 @@ export type MiddlewareHandler = (
 /** `(req, res)`; a returned promise that rejects goes to the error handler. */
 export type UserRouteHandler = (request: Request, response: Response) => any;
 
+/**
+ * hyper-sse: the response of a GET route, whose `sse` is always there (`res.sse` is an
+ * `SSEventStream` for every GET request; HEAD requests do not reach GET routes).
+ */
+export type GetResponse<Locals = DefaultResponseLocals> = Response<Locals> & { readonly sse: SSEventStream };
+
+/** hyper-sse: a handler or middleware given to `get()`: its `res.sse` is typed as always there. */
+export type GetRouteHandler = (request: Request, response: GetResponse, next: MiddlewareNext) => any;
+
 export interface UserRouteOptions {
   /** Max request body bytes for this route (default: the server's `max_body_length`). */
   max_body_length?: number;
@@ -85,6 +94,7 @@ export interface Route {
 }
 
 type RouteArgument = UserRouteOptions | MiddlewareHandler | MiddlewareHandler[];
+type GetRouteArgument = UserRouteOptions | GetRouteHandler | GetRouteHandler[];
 type UseArgument = Router | MiddlewareHandler | MiddlewareHandler[] | { middleware: MiddlewareHandler };
 
 /** WebSocket route options (WebSockets are not supported yet). */
@@ -110,7 +120,7 @@ declare abstract class RouterBase {
 
   any(pattern: string, ...args: RouteArgument[]): this;
   all(pattern: string, ...args: RouteArgument[]): this;
-  get(pattern: string, ...args: RouteArgument[]): this;
+  get(pattern: string, ...args: GetRouteArgument[]): this;
   post(pattern: string, ...args: RouteArgument[]): this;
   put(pattern: string, ...args: RouteArgument[]): this;
   delete(pattern: string, ...args: RouteArgument[]): this;
@@ -123,7 +133,7 @@ declare abstract class RouterBase {
   /** Not supported yet: throws. */
   upgrade(pattern: string, ...args: RouteArgument[]): never;
   /** Not supported yet: throws. */
-  ws(pattern: string, ...args: any[]): never;
+  ws<TUserData = unknown>(pattern: string, ...args: any[]): never;
 }
 
 /** A mountable collection of routes and middlewares. */
@@ -134,8 +144,8 @@ export class Router extends RouterBase {
   any(pattern: string, ...args: RouteArgument[]): this;
   all(...args: RouteArgument[]): this;
   all(pattern: string, ...args: RouteArgument[]): this;
-  get(...args: RouteArgument[]): this;
-  get(pattern: string, ...args: RouteArgument[]): this;
+  get(...args: GetRouteArgument[]): this;
+  get(pattern: string, ...args: GetRouteArgument[]): this;
   post(...args: RouteArgument[]): this;
   post(pattern: string, ...args: RouteArgument[]): this;
   put(...args: RouteArgument[]): this;
@@ -288,11 +298,11 @@ export class Request<Locals = DefaultRequestLocals> {
    * The parsed query (`node:querystring` semantics). Typed as Hyper-Express 6.14.12 types it, so
    * code written for it compiles unchanged; at run time a key given more than once holds a
    * `string[]` (`?a=1&a=2` → `{ a: ['1', '2'] }`), as in Hyper-Express: check with
-   * `Array.isArray` where a key may repeat.
+   * `Array.isArray` where a key may repeat (or read `query`, typed with the arrays).
    */
   readonly query_parameters: { [key: string]: string };
-  /** Same object as `query_parameters`. */
-  readonly query: { [key: string]: string };
+  /** Same object as `query_parameters`, typed as it is at run time (and as Hyper-Express types `query`). */
+  readonly query: ParsedQs;
   readonly ip: string;
   readonly proxy_ip: string;
   readonly ips: string[];
@@ -314,10 +324,18 @@ export class Request<Locals = DefaultRequestLocals> {
 
   get(name: string): string | undefined;
   header(name: string): string | undefined;
-  accepts(...types: string[]): string | false;
+  /** No argument: the client's types in order of preference. */
+  accepts(): string[];
   accepts(types: string[]): string | false;
+  accepts(...types: string[]): string | false;
+  acceptsCharsets(): string[];
+  acceptsCharsets(charsets: string[]): string | false;
   acceptsCharsets(...charsets: string[]): string | false;
+  acceptsEncodings(): string[];
+  acceptsEncodings(encodings: string[]): string | false;
   acceptsEncodings(...encodings: string[]): string | false;
+  acceptsLanguages(): string[];
+  acceptsLanguages(languages: string[]): string | false;
   acceptsLanguages(...languages: string[]): string | false;
   is(types: string | string[], ...more: string[]): string | false | null;
   range(size: number, options?: { combine?: boolean }): -1 | -2 | ({ start: number; end: number }[] & { type: string }) | undefined;
@@ -330,7 +348,7 @@ export class Request<Locals = DefaultRequestLocals> {
   /** The body parsed as JSON; `{}` when it is empty or not valid JSON. */
   json<T = any>(): Promise<T>;
   /** The body parsed as JSON; `default_value` when it is empty or not valid JSON. */
-  json<T = any, D = T>(default_value: D): Promise<T | D>;
+  json<T = any, D = any>(default_value: D): Promise<T | D>;
   /** The body parsed with `node:querystring` (repeated keys give arrays). */
   urlencoded<T = ParsedQs>(): Promise<T>;
   /** Not supported yet: throws. */
@@ -339,6 +357,15 @@ export class Request<Locals = DefaultRequestLocals> {
   pause(): this;
   resume(): this;
   pipe<T extends NodeJS.WritableStream>(destination: T, options?: { end?: boolean }): T;
+  /** Stops reading the body (the response is not affected). */
+  destroy(error?: Error): this;
+  readonly destroyed: boolean;
+  readonly readableEnded: boolean;
+  readonly readableFlowing: boolean | null;
+  readonly readableLength: number;
+  readonly readableHighWaterMark: number;
+  readonly readableEncoding: BufferEncoding | null;
+  readonly readableObjectMode: boolean;
 }
 
 // ------------------------------------------------------------------ response
@@ -394,6 +421,8 @@ export class Response<Locals = DefaultResponseLocals> extends EventEmitter imple
   readonly writableFinished: boolean;
   readonly writableNeedDrain: boolean;
   readonly writableHighWaterMark: number;
+  /** Always false. */
+  readonly writableObjectMode: boolean;
   readonly destroyed: boolean;
 
   on(event: ResponseEvent, listener: (request: Request, response: Response<Locals>) => void): this;
@@ -485,7 +514,9 @@ export class Response<Locals = DefaultResponseLocals> extends EventEmitter imple
 /**
  * `res.sse`. The first call of any kind sends the SSE headers. Write methods return false above
  * the high-water mark (`drain` follows on the response) and once the stream ended.
- * Applications may store their own properties on it.
+ * Applications may store their own properties on it: `id` is declared (the common pool key);
+ * declare others by augmentation, so that typos still fail to compile:
+ * `declare module 'hyper-sse' { interface SSEventStream { user?: string } }`.
  */
 export class SSEventStream {
   private constructor();
@@ -503,7 +534,8 @@ export class SSEventStream {
   close(): Response;
   /** True until the response completed. */
   readonly active: boolean;
-  [key: string]: any;
+  /** Free for the application (e.g. a key into a pool of streams); not used by hyper-sse. */
+  id?: any;
 }
 
 // ------------------------------------------------------------------ Channel
@@ -576,3 +608,6 @@ export const compressors: {
   readonly DEDICATED_COMPRESSOR_128KB: number;
   readonly DEDICATED_COMPRESSOR_256KB: number;
 };
+
+// Only what is exported above is public (RouterBase and the argument unions are not).
+export {};

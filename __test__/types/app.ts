@@ -22,6 +22,13 @@ import {
   type ListenSocket,
 } from 'hyper-sse';
 
+// An application's own property on res.sse, declared by augmentation (see index.d.ts).
+declare module 'hyper-sse' {
+  interface SSEventStream {
+    user?: string;
+  }
+}
+
 interface Todo {
   id: number;
   title: string;
@@ -207,6 +214,41 @@ app.get('/tokens', async (req, res) => {
   res.sse.send(undefined, 'done', '');
   const r: Response = res.sse.close();
   console.log(r.completed, r.close_reason);
+});
+
+// The pool pattern as Hyper-Express users write it: in a GET route `res.sse` is always there.
+const streams: { [id: string]: SSEventStream } = {};
+app.get('/pool', (req, res) => {
+  res.sse.id = randomUUID();
+  streams[res.sse.id] = res.sse;
+  res.sse.user = req.header('x-user');
+  res.once('close', () => delete streams[res.sse.id]);
+  feed.subscribe(res.sse);
+});
+
+// A helper that registers routes on a Server or a Router (README: "Differences ... TypeScript").
+function registerHealth(r: Server | Router): void {
+  r.get('/healthz', (req, res) => res.send(res.sse.active ? 'ok' : 'ok'));
+}
+registerHealth(app);
+
+// Handlers typed ahead of time are accepted by get() too.
+const logOnly: MiddlewareHandler = (req, res, next) => next();
+const plain: UserRouteHandler = (req, res) => res.send(req.accepts().join(','));
+app.get('/typed', logOnly, plain);
+
+interface Signup {
+  email: string;
+}
+
+app.post('/signup', async (req, res) => {
+  const body = await req.json<Signup>({});
+  const lang: string | false = req.acceptsLanguages(['en', 'fr']);
+  const charsets: string[] = req.acceptsCharsets();
+  const tags = req.query.tag;
+  const list: string[] = Array.isArray(tags) ? tags : typeof tags === 'string' ? [tags] : [];
+  if (req.readableEnded || res.writableObjectMode) req.destroy();
+  res.json({ email: 'email' in body ? body.email : null, lang, charsets, list });
 });
 
 function broadcastToPool(event: string, data: unknown): number {
