@@ -3,7 +3,7 @@
 /// <reference types="node" />
 
 import { EventEmitter } from 'events';
-import { ReadableOptions, WritableOptions } from 'stream';
+import { Readable, ReadableOptions, WritableOptions } from 'stream';
 
 // ------------------------------------------------------------------ shared
 
@@ -366,6 +366,23 @@ export class Request<Locals = DefaultRequestLocals> {
   readonly readableHighWaterMark: number;
   readonly readableEncoding: BufferEncoding | null;
   readonly readableObjectMode: boolean;
+  readonly readableAborted: boolean;
+  readonly readableDidRead: boolean;
+  readonly errored: Error | null;
+  readonly closed: boolean;
+  /** Readable's helpers, over the body stream. */
+  iterator: Readable['iterator'];
+  map: Readable['map'];
+  filter: Readable['filter'];
+  forEach: Readable['forEach'];
+  toArray: Readable['toArray'];
+  some: Readable['some'];
+  find: Readable['find'];
+  every: Readable['every'];
+  flatMap: Readable['flatMap'];
+  drop: Readable['drop'];
+  take: Readable['take'];
+  reduce: Readable['reduce'];
 }
 
 // ------------------------------------------------------------------ response
@@ -407,8 +424,12 @@ export class Response<Locals = DefaultResponseLocals> extends EventEmitter imple
   readonly aborted: boolean;
   /** hyper-sse: why the response ended; `null` while open. */
   readonly close_reason: CloseReason | null;
-  statusCode: number;
-  statusMessage: string | undefined;
+  /** The status the app set; `undefined` before (as in Hyper-Express), then what was sent once the head went out. */
+  get statusCode(): number | undefined;
+  set statusCode(code: number);
+  /** The app's reason phrase; `undefined` before, then the phrase sent once the head went out. */
+  get statusMessage(): string | undefined;
+  set statusMessage(message: string | undefined);
   locals: Locals;
   readonly upgrade_socket: null;
   /** Body bytes written; -1 once completed. */
@@ -458,7 +479,8 @@ export class Response<Locals = DefaultResponseLocals> extends EventEmitter imple
   json(body: any): this;
   jsonp(body: any, name?: string): this;
   html(body: string): this;
-  redirect(url: string): this | false;
+  /** `url` only (a string or URL); `redirect(301, url)` throws (`'ERR_INVALID_ARG_TYPE'`). */
+  redirect(url: string | URL): this | false;
   /**
    * Streams `readable` as the body (chunked, or with `content-length: total_size`, completing as
    * soon as `total_size` bytes went out). A chunk past `total_size`, a readable that ends short of
@@ -528,6 +550,8 @@ export class SSEventStream {
   send(data: unknown): boolean;
   send(event: string | null | undefined, data: unknown): boolean;
   send(id: string | number | null | undefined, event: string | null | undefined, data: unknown): boolean;
+  /** No argument: a bare line (no event), as Hyper-Express writes. */
+  send(): boolean;
   /** hyper-sse: writes `retry: ms` (non-negative integer). */
   retry(ms: number): boolean;
   /** Ends the stream (`finish`, `close`); returns the Response. */

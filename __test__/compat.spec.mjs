@@ -84,6 +84,37 @@ test('req.pause() and req.resume() are chainable', T, async () => {
   assert.deepEqual(await ask(port, { path: '/' }), { pause: true, resume: true });
 });
 
+test('statusCode and statusMessage are undefined until set (as in Hyper-Express), then what was sent; an error handler can fall back on them', T, async () => {
+  const seen = {};
+  const { port } = await startServer((a) => {
+    a.get('/d', (req, res) => {
+      seen.unset = [res.statusCode, res.statusMessage];
+      res.statusMessage = 'Fine';
+      seen.phraseOnly = [res.statusCode, res.statusMessage];
+      res.on('finish', () => (seen.finish = [res.statusCode, res.statusMessage]));
+      res.send('x');
+    });
+    a.get('/c', (req, res) => {
+      res.statusCode = 201;
+      seen.code = [res.statusCode, res.statusMessage];
+      res.send('x');
+    });
+    a.get('/e', () => {
+      throw new Error('boom');
+    });
+    a.set_error_handler((req, res) => res.status(res.statusCode || 500).send('failed'));
+  });
+  assert.equal((await request(port, { path: '/d' })).statusLine, 'HTTP/1.1 200 Fine');
+  assert.equal((await request(port, { path: '/c' })).statusLine, 'HTTP/1.1 201 Created');
+  assert.equal((await request(port, { path: '/e' })).statusLine, 'HTTP/1.1 500 Internal Server Error');
+  assert.deepEqual(seen, {
+    unset: [undefined, undefined],
+    phraseOnly: [undefined, 'Fine'],
+    finish: [200, 'Fine'],
+    code: [201, undefined],
+  });
+});
+
 test('headersSent mirrors initiated, statusCode and statusMessage reflect status(), res.locals is per response', T, async () => {
   let seen;
   const { port } = await startServer((a) =>

@@ -73,6 +73,21 @@ test('a target that is not origin-form gets 400; OPTIONS * and CONNECT host:port
   assert.deepEqual(seen, ['OPTIONS *', 'CONNECT example.com:443']);
 });
 
+test('a target with characters a URI may not contain gets 400 before any route (the README lists them); the printable others are served as sent', T, async () => {
+  const seen = [];
+  const { port } = await startServer((app) => app.any('/*', (req, res) => (seen.push(req.url), res.send('ok'))));
+  for (const target of ['/a<b', '/a>b', '/a`b', '/a\x7fb', '/s?q="x"', '/s?q=<', '/s?q=>', '/s?q=\x7f']) {
+    const c = await raw(port, `GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    assert.match(c.text, /^HTTP\/1\.1 400 Bad Request\r\n/, `${JSON.stringify(target)}: ${JSON.stringify(c.text)}`);
+  }
+  assert.deepEqual(seen, []);
+  for (const target of ['/a{b}|c^d\\e"f', '/s?q={a:1}|^`']) {
+    const c = await raw(port, `GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    assert.match(c.text, /^HTTP\/1\.1 200 OK\r\n/, `${JSON.stringify(target)}: ${JSON.stringify(c.text)}`);
+  }
+  assert.deepEqual(seen, ['/a{b}|c^d\\e"f', '/s?q={a:1}|^`']);
+});
+
 test('a chunked body with broken framing gets 400 and the handler is not called', T, async () => {
   let calls = 0;
   const { port } = await startServer((app) => app.post('/echo', async (req, res) => (calls++, res.send(await req.text()))));
@@ -288,13 +303,15 @@ test('stream(readable, total): a readable longer than total never sends more tha
   assert.deepEqual(errors, ['ERR_HTTP_CONTENT_LENGTH_MISMATCH']);
 });
 
-test('a HEAD response announces the content-length the app sets: one value, and only a length', T, async () => {
+test('a HEAD response announces the content-length the app sets (one value, and only a length), else its own body length, 0 included', T, async () => {
   const { port } = await startServer((app) => {
     app.head('/file', (req, res) => res.header('content-length', '12345').send());
     app.head('/two', (req, res) => res.header('content-length', '100').header('content-length', '5').send());
     app.head('/bad', (req, res) => res.header('content-length', 'abc').send());
     app.head('/stream', (req, res) => res.header('content-length', '100').stream(Readable.from([Buffer.from('abcde')]), 5));
     app.head('/nocontent', (req, res) => res.status(204).header('content-length', '100').send());
+    app.head('/empty', (req, res) => res.send());
+    app.head('/short', (req, res) => res.send('abc'));
   });
   const head = async (path) => {
     const c = await raw(port, `HEAD ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
@@ -304,7 +321,12 @@ test('a HEAD response announces the content-length the app sets: one value, and 
   };
   assert.deepEqual(await head('/file'), ['content-length: 12345']);
   assert.deepEqual(await head('/two'), ['content-length: 5'], 'the last value');
-  assert.deepEqual(await head('/bad'), [], 'not a length: not sent');
+  assert.deepEqual(await head('/bad'), ['content-length: 0'], 'not a length: not sent; the empty body is announced, as to GET');
+  assert.deepEqual(await head('/empty'), ['content-length: 0'], 'an empty answer: 0, as to GET');
+  assert.deepEqual(await head('/short'), ['content-length: 3']);
+  const missing = await raw(port, 'HEAD /missing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+  assert.match(missing.text, /^HTTP\/1\.1 404 Not Found\r\n/);
+  assert.deepEqual(missing.text.match(/content-length: [^\r]*/gi), ['content-length: 0'], 'the default 404 as to GET');
   assert.deepEqual(await head('/stream'), ['content-length: 5'], 'the stream total wins');
   const nc = await raw(port, 'HEAD /nocontent HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
   assert.match(nc.text, /^HTTP\/1\.1 204 No Content\r\n/);

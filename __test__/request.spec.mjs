@@ -2,7 +2,7 @@
 import { test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { startServer, request, connect, buildRequest, cleanup, sleep } from './helpers.mjs';
+import { startServer, request, connect, buildRequest, cleanup, sleep, lib } from './helpers.mjs';
 
 afterEach(cleanup);
 
@@ -266,6 +266,39 @@ test('the request is a Readable that streams its body', T, async () => {
   assert.deepEqual(await ask(port, { method: 'POST', path: '/s', body: 'x'.repeat(5000) }), { body: 'x'.repeat(5000) });
 });
 
+test("Readable's helpers work on the request: toArray(), map(), reduce(), iterator(), and its state getters", T, async () => {
+  const port = await probe(
+    async (req) => {
+      const before = { didRead: req.readableDidRead, errored: req.errored, closed: req.closed, aborted: req.readableAborted };
+      const chunks = await req.toArray();
+      return { before, body: Buffer.concat(chunks).toString(), ended: req.readableEnded };
+    },
+    { method: 'post' },
+  );
+  assert.deepEqual(await ask(port, { method: 'POST', path: '/s', body: 'abc' }), {
+    before: { didRead: false, errored: null, closed: false, aborted: false },
+    body: 'abc',
+    ended: true,
+  });
+  const port2 = await probe(
+    async (req) => {
+      const lengths = await req.map((c) => c.length).reduce((a, n) => a + n, 0);
+      return { lengths };
+    },
+    { method: 'post' },
+  );
+  assert.deepEqual(await ask(port2, { method: 'POST', path: '/s', body: 'x'.repeat(3000) }), { lengths: 3000 });
+  const port3 = await probe(
+    async (req) => {
+      let total = 0;
+      for await (const c of req.iterator({ destroyOnReturn: true })) total += c.length;
+      return { total };
+    },
+    { method: 'post' },
+  );
+  assert.deepEqual(await ask(port3, { method: 'POST', path: '/s', body: 'y'.repeat(10) }), { total: 10 });
+});
+
 test('req.locals is a fresh object per request', T, async () => {
   let n = 0;
   const port = await probe((req) => {
@@ -390,6 +423,22 @@ test('a route max_body_length overrides the server limit both ways', T, async ()
   assert.equal((await request(port, { method: 'POST', path: '/small', body: 'x'.repeat(11) })).status, 413);
   await sleep(30);
   assert.deepEqual(calls, { big: 1, small: 0 });
+});
+
+test('max_body_length: Infinity means no limit, on the server and on a route (as Hyper-Express takes it); other non-finite values throw', T, async () => {
+  const big = 'x'.repeat(400 * 1024);
+  const { port } = await startServer(
+    (app) => {
+      app.post('/any', async (req, res) => res.send(String((await req.buffer()).length)));
+      app.post('/route', { max_body_length: Infinity }, async (req, res) => res.send(String((await req.buffer()).length)));
+    },
+    { max_body_length: Infinity },
+  );
+  assert.equal((await request(port, { method: 'POST', path: '/any', body: big })).text, String(big.length));
+  assert.equal((await request(port, { method: 'POST', path: '/route', body: big })).text, String(big.length));
+  const { Server } = lib();
+  assert.throws(() => new Server({ max_body_length: NaN }), { code: 'ERR_OUT_OF_RANGE' });
+  assert.throws(() => new Server().post('/x', { max_body_length: -Infinity }, () => {}), RangeError);
 });
 
 test('with fast_abort an over-limit body closes the connection without a response', T, async () => {

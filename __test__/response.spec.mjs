@@ -149,10 +149,17 @@ test('redirect() answers 302 Found with a location header, and returns false onc
   assert.equal(second, false);
 });
 
-test('a status() or redirect() rejected for a CR/LF leaves the status and headers as they were', T, async () => {
+test('a status() or redirect() rejected for a CR/LF, redirect(status, url), and an object given to send() or write() throw and leave the response as it was', T, async () => {
   const errors = [];
   const { res } = await serve((req, r) => {
-    for (const bad of [() => r.status(503, 'bad\r\nx-injected: 1'), () => r.redirect('/a\r\nx-injected: 1')]) {
+    const calls = [
+      () => r.status(503, 'bad\r\nx-injected: 1'),
+      () => r.redirect('/a\r\nx-injected: 1'),
+      () => r.redirect(301, '/elsewhere'),
+      () => r.send({ not: 'a body' }),
+      () => r.write({ not: 'a chunk' }),
+    ];
+    for (const bad of calls) {
       try {
         bad();
       } catch (err) {
@@ -161,7 +168,7 @@ test('a status() or redirect() rejected for a CR/LF leaves the status and header
     }
     r.send('still 200');
   });
-  assert.deepEqual(errors, ['ERR_INVALID_CHAR', 'ERR_INVALID_CHAR']);
+  assert.deepEqual(errors, ['ERR_INVALID_CHAR', 'ERR_INVALID_CHAR', 'ERR_INVALID_ARG_TYPE', 'ERR_INVALID_ARG_TYPE', 'ERR_INVALID_ARG_TYPE']);
   assert.equal(res.statusLine, 'HTTP/1.1 200 OK');
   assert.equal(res.header('location'), undefined);
   assert.equal(res.header('x-injected'), undefined);
@@ -490,10 +497,12 @@ test('send(body, true) closes the connection after the response', T, async () =>
 
 test('write(chunk, callback) calls the callback once the chunk is handled', T, async () => {
   let called = 0;
+  let args;
   const { port } = await startServer((app) =>
     app.get('/cb', (req, r) => {
-      r.write('a', () => {
+      r.write('a', (...a) => {
         called++;
+        args = a;
         r.end('b');
       });
     }),
@@ -501,4 +510,5 @@ test('write(chunk, callback) calls the callback once the chunk is handled', T, a
   const res = await request(port, { path: '/cb' });
   assert.equal(res.text, 'ab');
   assert.equal(called, 1);
+  assert.deepEqual(args, [null], 'no error: null, as node:stream and Hyper-Express pass');
 });

@@ -60,6 +60,16 @@ test('the first send() sends status 200 and the four SSE headers, chunked', T, a
   assertSSEHead(head);
 });
 
+test('send() with no argument writes a bare line as the reference does (no event for the client), and sends the SSE headers when first', T, async () => {
+  const { head, body, value } = await sseCase((res) => [res.sse.send(), res.sse.send('a'), res.sse.send()]);
+  assertSSEHead(head);
+  assert.deepEqual(value, [true, true, true]);
+  assert.equal(body, '\ndata: a\n\n\n');
+  const parser = new SSEParser();
+  parser.push(body);
+  assert.deepEqual(parser.events.map((e) => e.data), ['a'], 'only the real event is dispatched');
+});
+
 test('single-line output is byte-identical to the reference (spec 6.3)', T, async () => {
   const { body, value } = await sseCase((res) => [
     res.sse.send('d1'),

@@ -483,7 +483,10 @@ class Request {
 const CHAINABLE = ['on', 'once', 'addListener', 'prependListener', 'prependOnceListener', 'off', 'removeListener',
   'removeAllListeners', 'setMaxListeners', 'setEncoding', 'unpipe', 'unshift', 'wrap', 'destroy'];
 const PASSTHROUGH = ['emit', 'listeners', 'rawListeners', 'listenerCount', 'eventNames', 'getMaxListeners', 'read',
-  'isPaused'];
+  'isPaused',
+  // Readable's iterator helpers (those this Node has: some are newer or experimental).
+  ...['iterator', 'map', 'filter', 'forEach', 'toArray', 'some', 'find', 'every', 'flatMap', 'drop', 'take', 'reduce',
+    'asIndexedPairs', 'compose'].filter((name) => typeof Readable.prototype[name] === 'function')];
 for (const name of CHAINABLE) {
   Request.prototype[name] = function (...args) {
     const readable = this._stream();
@@ -500,7 +503,7 @@ Request.prototype[Symbol.asyncIterator] = function () {
   return this._stream()[Symbol.asyncIterator]();
 };
 for (const name of ['readable', 'readableEnded', 'readableFlowing', 'readableLength', 'readableHighWaterMark',
-  'readableEncoding', 'readableObjectMode', 'destroyed']) {
+  'readableEncoding', 'readableObjectMode', 'readableAborted', 'readableDidRead', 'errored', 'closed', 'destroyed']) {
   Object.defineProperty(Request.prototype, name, {
     configurable: true,
     get() {

@@ -72,7 +72,20 @@ function toBody(body, encoding) {
   if (Buffer.isBuffer(body)) return body;
   if (body instanceof ArrayBuffer) return Buffer.from(body);
   if (ArrayBuffer.isView(body)) return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  if (typeof body === 'object' || typeof body === 'function') {
+    // As Hyper-Express and node:http: '[object Object]' would hide the bug.
+    const what = typeof body === 'function' ? 'a function' : `an ${(body.constructor && body.constructor.name) || 'Object'}`;
+    const err = new TypeError(`hyper-sse: a response body must be a string, Buffer, ArrayBuffer or typed array, got ${what} (res.json() sends an object as JSON)`);
+    err.code = 'ERR_INVALID_ARG_TYPE';
+    throw err;
+  }
   return String(body);
+}
+
+/** `list` (`[name, value, ...]`) with `content-length: 0` added unless it names a length. */
+function withZeroLength(list) {
+  for (let i = 0; i < list.length; i += 2) if (list[i] === 'content-length') return list;
+  return list.concat('content-length', '0');
 }
 
 function writeAfterEnd() {
@@ -87,6 +100,7 @@ const SSE_MODE = 2; // started as an SSE stream (resHead sse=true)
 const NEED_DRAIN = 4; // a write returned false; cleared by the next drain
 const LISTENER_THREW = 8; // a listener threw synchronously (read and cleared by `_prepare`)
 const FINISHING = 16; // the response was delivered and `finish` is being emitted
+const STATUS_SET = 32; // the app set the status (`statusCode` reads undefined before, as in Hyper-Express)
 
 /**
  * A fast-mode object with no inherited keys, for the listener table of a Response.
@@ -457,6 +471,7 @@ class Response {
     const text = message !== undefined && message !== null ? String(message) : null;
     if (text !== null && INVALID_VALUE.test(text)) throw invalidChar('status message', text);
     this._status = n;
+    this._flags |= STATUS_SET;
     if (text !== null) this._more().message = text;
     else if (this._extra !== null) this._extra.message = null;
     return this;
@@ -570,11 +585,16 @@ class Response {
       if (typeof callback === 'function') process.nextTick(callback);
       return true;
     }
-    if (this.completed || this._sending || (!this.initiated && !this._start(false))) {
+    if (this.completed || this._sending) {
       if (typeof callback === 'function') process.nextTick(callback, writeAfterEnd());
       return false;
     }
+    // Checked before the head is committed: a rejected chunk changes nothing.
     const body = toBody(chunk, encoding);
+    if (!this.initiated && !this._start(false)) {
+      if (typeof callback === 'function') process.nextTick(callback, writeAfterEnd());
+      return false;
+    }
     let ok = true;
     if (body !== null && body.length !== 0) {
       const n = this.route.app._fast.resWrite(this._id, body);
@@ -586,7 +606,7 @@ class Response {
       this._more().written += typeof body === 'string' ? Buffer.byteLength(body) : body.length;
       ok = this._queued(n);
     }
-    if (typeof callback === 'function') process.nextTick(callback);
+    if (typeof callback === 'function') process.nextTick(callback, null);
     return ok;
   }
 
@@ -600,6 +620,8 @@ class Response {
    */
   send(body, close_connection) {
     if (this.completed || this._sending) return this;
+    // Checked first: a rejected body changes nothing.
+    const data = toBody(body);
     if (close_connection === true && !this.initiated) this.header('connection', 'close', true);
     // `prepare` listeners run first; one may answer, start a stream (`write()`), or throw (the
     // error handler answers).
@@ -607,11 +629,17 @@ class Response {
     if (!this.initiated) {
       this._sending = true;
       this.initiated = true;
-      const ok = this.route.app._fast.resEnd(this._id, this._status, this._reason(), this._header_list(), toBody(body));
+      let headers = this._header_list();
+      // An empty answer to HEAD says `content-length: 0`, as the same answer to GET does (hyper
+      // announces no length for an empty HEAD body).
+      if (this._req.method === 'HEAD' && (data === null || data.length === 0) && !NO_BODY.has(this._status)) {
+        headers = withZeroLength(headers);
+      }
+      const ok = this.route.app._fast.resEnd(this._id, this._status, this._reason(), headers, data);
       touch();
       if (!ok) return this._gone(), this;
     } else {
-      return this._end_stream(body, 'finished');
+      return this._end_stream(data, 'finished');
     }
     this._finish('finished');
     return this;
@@ -686,6 +714,12 @@ class Response {
    */
   redirect(url) {
     if (this.completed) return false;
+    if (typeof url !== 'string' && !(url instanceof URL)) {
+      // `redirect(301, url)` (Express's form) would otherwise send `location: 301`.
+      const err = new TypeError(`hyper-sse: res.redirect(url) takes the URL only (a string), got ${typeof url}; for another status: res.status(301).header('location', url).send()`);
+      err.code = 'ERR_INVALID_ARG_TYPE';
+      throw err;
+    }
     // The location first: a rejected url leaves the status as it was.
     return this.header('location', url, true).status(302).send();
   }
@@ -1016,21 +1050,30 @@ class Response {
     return this.completed;
   }
 
+  /**
+   * The status set by the app, `undefined` before (as in Hyper-Express: an error handler's
+   * `res.status(res.statusCode || 500)` sends 500); once the head went out, the status sent.
+   */
   get statusCode() {
-    return this._status;
+    return this._flags & STATUS_SET || this.initiated ? this._status : undefined;
   }
 
   set statusCode(code) {
     this.status(code, this._reason());
   }
 
+  /** The app's reason phrase, else `undefined` (as in Hyper-Express); once sent, the phrase sent. */
   get statusMessage() {
     const message = this._reason();
-    return message !== null ? message : STATUS_CODES[this._status];
+    if (message !== null) return message;
+    return this.initiated ? STATUS_CODES[this._status] : undefined;
   }
 
   set statusMessage(message) {
+    // Only the phrase: a status the app did not set stays unset.
+    const set = this._flags & STATUS_SET;
     this.status(this._status, message);
+    if (!set) this._flags &= ~STATUS_SET;
   }
 
   // `locals`, `app` and `raw` are defined by lib/shared.js.

@@ -86,12 +86,15 @@ class SSEventStream {
 
   /**
    * Sends one event. Overloads by argument count: `send(data)`, `send(event, data)`,
-   * `send(id, event, data)`. `null`/`undefined` id or event omit that field; `data` is
+   * `send(id, event, data)`; `send()` writes a bare line (no event, as in Hyper-Express). `null`/`undefined` id or event omit that field; `data` is
    * `String(data)` (`null`/`undefined` → empty data, still dispatched by the client).
    * @returns {boolean} false above the high-water mark or once ended
    * @throws {TypeError} `code = 'ERR_SSE_INVALID_FIELD'` for CR/LF in event or id, NUL in id
    */
   send(a, b, c) {
+    // No argument: a bare line, byte-identical to Hyper-Express (which apps use to start a stream);
+    // clients dispatch no event for it.
+    if (arguments.length === 0) return this._blank_line();
     const { id, event, data } = sendArgs(arguments.length, a, b, c);
     const res = this[RESPONSE];
     if (res.completed || res._sending) return false;
@@ -102,6 +105,15 @@ class SSEventStream {
     const n = res.route.app._fast.sseSend(res._id, id, event, data);
     touch();
     return result(res, n);
+  }
+
+  /** @private `send()` with no argument */
+  _blank_line() {
+    const res = writable(this);
+    if (res === null) return false;
+    const n = res.route.app._fast.resWrite(res._id, '\n');
+    touch();
+    return res._queued(n);
   }
 
   /**

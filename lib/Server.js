@@ -280,9 +280,10 @@ class Server extends Router {
     if (this._route_table[method][pattern] !== undefined) {
       throw new Error(`hyper-sse: duplicate routes are not allowed [${method.toUpperCase()} ${pattern}]`);
     }
-    const max = options.max_body_length;
+    // Infinity (no limit, as Hyper-Express takes it) is the largest length.
+    const max = options.max_body_length === Infinity ? Number.MAX_SAFE_INTEGER : options.max_body_length;
     if (max !== undefined && (!Number.isSafeInteger(max) || max < 0)) {
-      throw new RangeError(`hyper-sse: route option max_body_length must be a non-negative integer [${pattern}]`);
+      throw new RangeError(`hyper-sse: route option max_body_length must be a non-negative integer or Infinity [${pattern}]`);
     }
     const upper = method === 'del' ? 'DELETE' : method.toUpperCase();
     // The route's own response high-water mark (`streaming.writable.highWaterMark`); 0: the server's.
@@ -380,7 +381,8 @@ class Server extends Router {
     return {
       workerThreads: numberOption(o, 'worker_threads', 1, 64),
       maxHeaderSize: numberOption(o, 'max_header_size', 1024, 1024 * 1024),
-      maxBodyLength: numberOption(o, 'max_body_length', 0),
+      maxBodyLength:
+        o.max_body_length === Infinity ? Number.MAX_SAFE_INTEGER : numberOption(o, 'max_body_length', 0),
       fastAbort: Boolean(o.fast_abort),
       sseHeartbeatMs: numberOption(o, 'sse_heartbeat', 0, MAX_MS),
       maxQueuedBytes: numberOption(o, 'max_queued_bytes', 1),

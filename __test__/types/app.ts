@@ -248,7 +248,8 @@ app.post('/signup', async (req, res) => {
   const tags = req.query.tag;
   const list: string[] = Array.isArray(tags) ? tags : typeof tags === 'string' ? [tags] : [];
   if (req.readableEnded || res.writableObjectMode) req.destroy();
-  res.json({ email: 'email' in body ? body.email : null, lang, charsets, list });
+  const chunks: Buffer[] = await req.toArray();
+  res.json({ email: 'email' in body ? body.email : null, lang, charsets, list, bytes: chunks.length });
 });
 
 function broadcastToPool(event: string, data: unknown): number {
