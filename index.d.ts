@@ -348,7 +348,7 @@ export class Request<Locals = DefaultRequestLocals> {
   /** The body parsed as JSON; `{}` when it is empty or not valid JSON. */
   json<T = any>(): Promise<T>;
   /** The body parsed as JSON; `default_value` when it is empty or not valid JSON. */
-  json<T = any, D = any>(default_value: D): Promise<T | D>;
+  json<T = any, D = Partial<T>>(default_value: D): Promise<T | D>;
   /** The body parsed with `node:querystring` (repeated keys give arrays). */
   urlencoded<T = ParsedQs>(): Promise<T>;
   /** Not supported yet: throws. */
@@ -370,19 +370,32 @@ export class Request<Locals = DefaultRequestLocals> {
   readonly readableDidRead: boolean;
   readonly errored: Error | null;
   readonly closed: boolean;
-  /** Readable's helpers, over the body stream. */
-  iterator: Readable['iterator'];
-  map: Readable['map'];
-  filter: Readable['filter'];
-  forEach: Readable['forEach'];
-  toArray: Readable['toArray'];
-  some: Readable['some'];
-  find: Readable['find'];
-  every: Readable['every'];
-  flatMap: Readable['flatMap'];
-  drop: Readable['drop'];
-  take: Readable['take'];
-  reduce: Readable['reduce'];
+  // Readable's helpers, over the body stream (written out rather than taken from `Readable`, so
+  // that older @types/node versions compile these declarations too).
+  iterator(options?: { destroyOnReturn?: boolean }): AsyncIterableIterator<any>;
+  map(fn: (data: any, options?: StreamOperatorOptions) => any, options?: StreamArrayOptions): Readable;
+  filter(fn: (data: any, options?: StreamOperatorOptions) => boolean | Promise<boolean>, options?: StreamArrayOptions): Readable;
+  forEach(fn: (data: any, options?: StreamOperatorOptions) => void | Promise<void>, options?: StreamArrayOptions): Promise<void>;
+  toArray(options?: StreamOperatorOptions): Promise<any[]>;
+  some(fn: (data: any, options?: StreamOperatorOptions) => boolean | Promise<boolean>, options?: StreamArrayOptions): Promise<boolean>;
+  find(fn: (data: any, options?: StreamOperatorOptions) => boolean | Promise<boolean>, options?: StreamArrayOptions): Promise<any>;
+  every(fn: (data: any, options?: StreamOperatorOptions) => boolean | Promise<boolean>, options?: StreamArrayOptions): Promise<boolean>;
+  flatMap(fn: (data: any, options?: StreamOperatorOptions) => any, options?: StreamArrayOptions): Readable;
+  drop(limit: number, options?: StreamOperatorOptions): Readable;
+  take(limit: number, options?: StreamOperatorOptions): Readable;
+  reduce<T = any>(fn: (previous: any, data: any, options?: StreamOperatorOptions) => T, initial?: undefined, options?: StreamOperatorOptions): Promise<T>;
+  reduce<T = any>(fn: (previous: T, data: any, options?: StreamOperatorOptions) => T, initial: T, options?: StreamOperatorOptions): Promise<T>;
+}
+
+/** Options of Readable's helpers (`signal` to abort them). */
+export interface StreamOperatorOptions {
+  signal?: AbortSignal;
+}
+
+/** Options of Readable's mapping helpers. */
+export interface StreamArrayOptions extends StreamOperatorOptions {
+  concurrency?: number;
+  highWaterMark?: number;
 }
 
 // ------------------------------------------------------------------ response
@@ -424,12 +437,13 @@ export class Response<Locals = DefaultResponseLocals> extends EventEmitter imple
   readonly aborted: boolean;
   /** hyper-sse: why the response ended; `null` while open. */
   readonly close_reason: CloseReason | null;
-  /** The status the app set; `undefined` before (as in Hyper-Express), then what was sent once the head went out. */
-  get statusCode(): number | undefined;
-  set statusCode(code: number);
+  /**
+   * The status the app set; `undefined` before (as in Hyper-Express), then what was sent once the
+   * head went out. Setting it calls `status()` (so `undefined` throws).
+   */
+  statusCode: number | undefined;
   /** The app's reason phrase; `undefined` before, then the phrase sent once the head went out. */
-  get statusMessage(): string | undefined;
-  set statusMessage(message: string | undefined);
+  statusMessage: string | undefined;
   locals: Locals;
   readonly upgrade_socket: null;
   /** Body bytes written; -1 once completed. */

@@ -311,6 +311,8 @@ test('a HEAD response announces the content-length the app sets (one value, and 
     app.head('/stream', (req, res) => res.header('content-length', '100').stream(Readable.from([Buffer.from('abcde')]), 5));
     app.head('/nocontent', (req, res) => res.status(204).header('content-length', '100').send());
     app.head('/empty', (req, res) => res.send());
+    app.head('/reset', (req, res) => res.status(205).send());
+    app.get('/reset', (req, res) => res.status(205).send());
     app.head('/short', (req, res) => res.send('abc'));
   });
   const head = async (path) => {
@@ -324,6 +326,12 @@ test('a HEAD response announces the content-length the app sets (one value, and 
   assert.deepEqual(await head('/bad'), ['content-length: 0'], 'not a length: not sent; the empty body is announced, as to GET');
   assert.deepEqual(await head('/empty'), ['content-length: 0'], 'an empty answer: 0, as to GET');
   assert.deepEqual(await head('/short'), ['content-length: 3']);
+  const reset = async (method) => {
+    const c = await raw(port, `${method} /reset HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    assert.match(c.text, /^HTTP\/1\.1 205 Reset Content\r\n/);
+    return c.text.match(/content-length: [^\r]*/gi);
+  };
+  assert.deepEqual(await reset('HEAD'), await reset('GET'), 'a 205: HEAD as GET');
   const missing = await raw(port, 'HEAD /missing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
   assert.match(missing.text, /^HTTP\/1\.1 404 Not Found\r\n/);
   assert.deepEqual(missing.text.match(/content-length: [^\r]*/gi), ['content-length: 0'], 'the default 404 as to GET');

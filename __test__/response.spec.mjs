@@ -175,6 +175,56 @@ test('a status() or redirect() rejected for a CR/LF, redirect(status, url), and 
   assert.equal(res.text, 'still 200');
 });
 
+test('a rejected body changes nothing: end(obj, cb) registers no callback, html(obj) and json(BigInt) leave the content type, write(obj) throws on a 204 too', T, async () => {
+  const errors = [];
+  let called = 0;
+  const { res } = await serve((req, r) => {
+    const calls = [
+      () => r.end({ a: 1 }, () => called++),
+      () => r.html({ a: 1 }),
+      () => r.json({ n: 1n }),
+      () => r.status(204).write({ a: 1 }),
+    ];
+    for (const bad of calls) {
+      try {
+        bad();
+      } catch (err) {
+        errors.push(err.code || err.name);
+      }
+    }
+    r.status(200).send('plain');
+  });
+  assert.deepEqual(errors, ['ERR_INVALID_ARG_TYPE', 'ERR_INVALID_ARG_TYPE', 'TypeError', 'ERR_INVALID_ARG_TYPE']);
+  assert.equal(res.text, 'plain');
+  assert.equal(res.header('content-type'), undefined);
+  await sleep(50);
+  assert.equal(called, 0, 'the callback of a rejected end() never runs');
+});
+
+test('stream() of a readable that gives objects passes a TypeError to the error handler, and the server stays up', T, async () => {
+  let handled;
+  const { port } = await startServer((app) => {
+    app.get('/objects', (req, r) => r.stream(Readable.from([{ not: 'bytes' }])));
+    app.get('/late', (req, r) => r.stream(Readable.from([Buffer.from('ab'), { not: 'bytes' }])));
+    app.get('/ok', (req, r) => r.send('ok'));
+    app.set_error_handler((req, r, err) => {
+      handled = err.code;
+      r.status(500).send('failed');
+    });
+  });
+  const first = await request(port, { path: '/objects' });
+  assert.equal(first.statusLine, 'HTTP/1.1 500 Internal Server Error');
+  assert.equal(first.text, 'failed');
+  assert.equal(handled, 'ERR_INVALID_ARG_TYPE');
+  handled = undefined;
+  // Started: the connection is dropped (a cut body), and the error handler still hears of it.
+  const c = await connect(port);
+  c.write(buildRequest({ path: '/late' }));
+  await c.waitClosed(3000);
+  await until(() => handled === 'ERR_INVALID_ARG_TYPE', 2000, 'the error handler');
+  assert.equal((await request(port, { path: '/ok' })).text, 'ok');
+});
+
 // Cookies (5.3)
 
 test('cookie() without options sends Path=/; Secure; SameSite=None', T, async () => {

@@ -579,18 +579,18 @@ class Response {
       callback = encoding;
       encoding = undefined;
     }
+    // Checked first (in every state, as node:http checks a chunk): a rejected chunk changes nothing.
+    const body = toBody(chunk, encoding);
     if (!this.initiated && NO_BODY.has(this._status) && !this.completed && !this._sending) {
       // A 204, 205 or 304 response has no body: writes are ignored (as node:http does) and
       // send()/end() sends the head alone.
-      if (typeof callback === 'function') process.nextTick(callback);
+      if (typeof callback === 'function') process.nextTick(callback, null);
       return true;
     }
     if (this.completed || this._sending) {
       if (typeof callback === 'function') process.nextTick(callback, writeAfterEnd());
       return false;
     }
-    // Checked before the head is committed: a rejected chunk changes nothing.
-    const body = toBody(chunk, encoding);
     if (!this.initiated && !this._start(false)) {
       if (typeof callback === 'function') process.nextTick(callback, writeAfterEnd());
       return false;
@@ -619,9 +619,9 @@ class Response {
    * @returns {this}
    */
   send(body, close_connection) {
-    if (this.completed || this._sending) return this;
-    // Checked first: a rejected body changes nothing.
+    // Checked first (in every state, as node:http checks a chunk): a rejected body changes nothing.
     const data = toBody(body);
+    if (this.completed || this._sending) return this;
     if (close_connection === true && !this.initiated) this.header('connection', 'close', true);
     // `prepare` listeners run first; one may answer, start a stream (`write()`), or throw (the
     // error handler answers).
@@ -632,7 +632,7 @@ class Response {
       let headers = this._header_list();
       // An empty answer to HEAD says `content-length: 0`, as the same answer to GET does (hyper
       // announces no length for an empty HEAD body).
-      if (this._req.method === 'HEAD' && (data === null || data.length === 0) && !NO_BODY.has(this._status)) {
+      if (this._req.method === 'HEAD' && (data === null || data.length === 0) && this._status !== 204 && this._status !== 304) {
         headers = withZeroLength(headers);
       }
       const ok = this.route.app._fast.resEnd(this._id, this._status, this._reason(), headers, data);
@@ -672,11 +672,13 @@ class Response {
       callback = encoding;
       encoding = undefined;
     }
+    // Checked before anything else: a rejected chunk registers no callback.
+    const data = toBody(chunk, encoding);
     if (typeof callback === 'function') {
       if (this.completed) process.nextTick(callback);
       else this.once('close', () => callback());
     }
-    return this.send(toBody(chunk, encoding));
+    return this.send(data);
   }
 
   /**
@@ -685,7 +687,9 @@ class Response {
    */
   json(body) {
     if (this.completed) return this;
-    return this.type('json').send(JSON.stringify(body));
+    // Serialized before the content type is set: a throwing value (a BigInt, a cycle) changes nothing.
+    const text = JSON.stringify(body);
+    return this.type('json').send(text);
   }
 
   /**
@@ -696,7 +700,8 @@ class Response {
     if (this.completed) return this;
     const query = this._req.query_parameters.callback;
     const fn = (Array.isArray(query) ? query[0] : query) || name || 'callback';
-    return this.type('js').send(`${fn}(${JSON.stringify(body)})`);
+    const text = `${fn}(${JSON.stringify(body)})`;
+    return this.type('js').send(text);
   }
 
   /**
@@ -705,7 +710,9 @@ class Response {
    */
   html(body) {
     if (this.completed) return this;
-    return this.type('html').send(body);
+    // Checked before the content type is set: a rejected body changes nothing.
+    const data = toBody(body);
+    return this.type('html').send(data);
   }
 
   /**
@@ -766,7 +773,18 @@ class Response {
         this.removeListener('close', onClose);
         resolve();
       };
-      const onData = (chunk) => {
+      const onData = (item) => {
+        let chunk;
+        try {
+          // An object-mode readable may give what is not a body (an object): its error.
+          chunk = toBody(item);
+        } catch (err) {
+          done();
+          if (typeof readable.destroy === 'function') readable.destroy();
+          fail(err);
+          return;
+        }
+        if (chunk === null) return;
         if (length >= 0) {
           bytes += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
           if (bytes > length) {

@@ -453,8 +453,12 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: onesh
         Ok((stream, remote)) => {
           tokio::spawn(serve_connection(stream, remote, shared.clone()));
         }
-        // Out of file descriptors and similar: back off instead of spinning.
-        Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        // Out of file descriptors and similar: back off instead of spinning, and have the
+        // closer close the reset sockets it holds now rather than after the burst.
+        Err(_) => {
+          CLOSE_NOW.store(true, Ordering::Relaxed);
+          tokio::time::sleep(Duration::from_millis(10)).await
+        }
       },
     }
   }
@@ -496,6 +500,9 @@ const CLOSE_QUIET: Duration = Duration::from_millis(2);
 const CLOSE_HOLD: Duration = Duration::from_millis(250);
 /// ... and no more than this many reset sockets (file descriptors) are held.
 const CLOSE_MAX: usize = 16_384;
+/// Set when `accept` fails (out of file descriptors, say): the closer closes what it holds at
+/// its next wake-up (within about 2 ms).
+static CLOSE_NOW: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Closes `sock` on the process's closer thread. A socket's teardown costs the closing thread
 /// 10-15 µs of kernel work (more with a FIN to send); when thousands of clients leave at once, the
@@ -551,6 +558,7 @@ fn closer_loop(rx: &std::sync::mpsc::Receiver<TcpStream>) {
         Ok(first) => first,
         Err(RecvTimeoutError::Timeout) => {
           // The burst is over: close what it left.
+          CLOSE_NOW.store(false, Ordering::Relaxed);
           held.clear();
           held.shrink_to(1024);
           continue;
@@ -567,10 +575,15 @@ fn closer_loop(rx: &std::sync::mpsc::Receiver<TcpStream>) {
           held_since = std::time::Instant::now();
         }
         held.push(sock);
+        if held.len() >= CLOSE_MAX {
+          held.clear();
+        }
       }
       // Any other socket is closed here and now (a FIN may be owed).
     }
-    if held.len() >= CLOSE_MAX || (!held.is_empty() && held_since.elapsed() >= CLOSE_HOLD) {
+    if CLOSE_NOW.swap(false, Ordering::Relaxed)
+      || (!held.is_empty() && held_since.elapsed() >= CLOSE_HOLD)
+    {
       held.clear();
     }
   }

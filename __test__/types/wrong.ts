@@ -23,6 +23,16 @@ app.get('/events', (req, res) => {
   console.log(n, req.params.id.toFixed()); // @expect TS2551
 });
 
+interface Signup {
+  email: string;
+}
+
+app.post('/signup', async (req, res) => {
+  const body = await req.json<Signup>({});
+  res.send(body.emial); // @expect TS2551
+  res.send(res.statusCode.toFixed()); // @expect TS18048
+});
+
 app.listen('8080'); // @expect TS2769
 app.shutdown('soon'); // @expect TS2345
 app.force_close(1000); // @expect TS2554
