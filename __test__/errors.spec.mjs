@@ -370,3 +370,156 @@ test('the native resEnd/resWrite/sseSend functions reject bad arguments with cle
   assert.throws(() => app._native.nativeFn('nope'), /no native function nope/);
   await assertUp(port);
 });
+
+test('values that are not Errors (a Symbol, a null-prototype object), thrown or rejected, and a thenable whose then throws, reach the error handler', T, async () => {
+  const seen = [];
+  const { port } = await withPing((app) => {
+    app.set_error_handler((req, res, err) => {
+      seen.push(err.message);
+      res.status(500).send('handled');
+    });
+    app.get('/sym', () => {
+      throw Symbol('odd');
+    });
+    app.get('/nullproto', async () => {
+      throw Object.create(null);
+    });
+    app.get('/mw', { middlewares: [async () => Promise.reject(Symbol('mw'))] }, (req, res) => res.send('unreached'));
+    app.get('/thenable', () => ({
+      then() {
+        throw new Error('then-threw');
+      },
+    }));
+    app.get('/getter', () => ({
+      get then() {
+        throw new Error('getter-threw');
+      },
+    }));
+  });
+  for (const path of ['/sym', '/nullproto', '/mw', '/thenable', '/getter']) {
+    const r = await request(port, { path });
+    assert.equal(r.status, 500, path);
+    assert.equal(r.text, 'handled', path);
+  }
+  assert.deepEqual(seen, [
+    'ERR_CAUGHT_NON_ERROR_TYPE: Symbol(odd)',
+    'ERR_CAUGHT_NON_ERROR_TYPE: [object Object]',
+    'ERR_CAUGHT_NON_ERROR_TYPE: Symbol(mw)',
+    'then-threw',
+    'getter-threw',
+  ]);
+  await assertUp(port);
+});
+
+test('req.destroy(error) without an error listener stops reading and does not crash; the response still goes out', T, async () => {
+  const { port } = await withPing((app) =>
+    app.post('/stop', (req, res) => {
+      req.destroy(new Error('enough'));
+      res.send(String(req.destroyed));
+    }),
+  );
+  const r = await request(port, { method: 'POST', path: '/stop', body: 'abc' });
+  assert.equal(r.text, 'true');
+  await assertUp(port);
+});
+
+test('a response whose headers the native side refuses (too many) is not left hanging: the error handler answers without them', T, async () => {
+  const printed = quietConsoleError();
+  const { port } = await withPing((app) =>
+    app.get('/many', (req, res) => {
+      for (let i = 0; i < 40000; i++) res.header(`x-h${i}`, 'v');
+      res.send('unreached');
+    }),
+  );
+  const r = await request(port, { path: '/many' });
+  assert.equal(r.status, 500);
+  assert.equal(r.header('x-h0'), undefined);
+  assert.ok(printed.some((line) => /too many response headers/.test(line)), printed.join('\n'));
+  await assertUp(port);
+});
+
+test('a header name longer than 65535 characters is a RangeError with a short message, and nothing changes', T, async () => {
+  let caught;
+  const { port } = await withPing((app) =>
+    app.get('/long', (req, res) => {
+      try {
+        res.header('x'.repeat(70000), 'v');
+      } catch (err) {
+        caught = err;
+      }
+      res.send('ok');
+    }),
+  );
+  assert.equal((await request(port, { path: '/long' })).text, 'ok');
+  assert.equal(caught.code, 'ERR_OUT_OF_RANGE');
+  assert.ok(caught.message.length < 300, `message of ${caught.message.length} characters`);
+});
+
+test('stream(readable, total): a bad total is a RangeError for the error handler, and a send() before the first chunk announces its own length', T, async () => {
+  const codes = [];
+  const { port } = await withPing((app) => {
+    app.set_error_handler((req, res, err) => {
+      codes.push(err.code);
+      res.status(500).send('bad total');
+    });
+    app.get('/bad', (req, res) => res.stream(Readable.from(['abc']), Infinity));
+    app.get('/frac', (req, res) => res.stream(Readable.from(['abc']), 2.5));
+    app.get('/preempt', (req, res) => {
+      res.stream(new Readable({ read() {} }), 6);
+      res.send('END');
+    });
+  });
+  assert.equal((await request(port, { path: '/bad' })).text, 'bad total');
+  assert.equal((await request(port, { path: '/frac' })).text, 'bad total');
+  assert.deepEqual(codes, ['ERR_OUT_OF_RANGE', 'ERR_OUT_OF_RANGE']);
+  // Keep-alive: the next response on the connection must parse after it.
+  const c = await connect(port);
+  c.write(buildRequest({ path: '/preempt' }));
+  c.write(buildRequest({ path: '/ping' }));
+  await until(() => c.text.includes('pong'), 3000, 'both responses');
+  assert.match(c.text, /^HTTP\/1\.1 200 OK\r\n[^]*content-length: 3\r\n[^]*\r\n\r\nENDHTTP\/1\.1 200 OK\r\n/i);
+});
+
+test('shutdown(timeout_ms): Infinity waits for in-flight responses; a value that is not a non-negative number rejects before anything stops', T, async () => {
+  const { Server } = lib();
+  const app = new Server({ auto_close: false });
+  app.get('/slow', (req, res) => setTimeout(() => res.send('late answer'), 300));
+  const { port } = await app.listen(0, '127.0.0.1');
+  await assert.rejects(app.shutdown('soon'), { code: 'ERR_INVALID_ARG_VALUE' });
+  await assert.rejects(app.shutdown(-1), { code: 'ERR_INVALID_ARG_VALUE' });
+  assert.equal(app.socket !== null, true, 'still listening after a rejected shutdown()');
+  const pending = request(port, { path: '/slow' });
+  await sleep(50);
+  await app.shutdown(Infinity);
+  assert.equal((await pending).text, 'late answer');
+});
+
+test('errors of hyper-sse itself carry a code: constructor and handler setters, Channel options, route patterns (checked where registered), listen ports, drain()', T, async () => {
+  const { Server, Channel } = lib();
+  assert.throws(() => new Server(null), { code: 'ERR_INVALID_ARG_TYPE' });
+  const app = new Server({ auto_close: false });
+  assert.throws(() => app.set_error_handler(1), { code: 'ERR_INVALID_ARG_TYPE' });
+  assert.throws(() => app.set_not_found_handler('x'), { code: 'ERR_INVALID_ARG_TYPE' });
+  assert.throws(() => new Channel({ history: 2 ** 32 }), { code: 'ERR_OUT_OF_RANGE' });
+  assert.throws(() => new Channel(null), { code: 'ERR_INVALID_ARG_TYPE' });
+  for (const pattern of ['', 'noslash', '/a/*/b']) {
+    assert.throws(() => app.get(pattern, () => {}), { code: 'ERR_INVALID_ARG_VALUE' }, JSON.stringify(pattern));
+  }
+  app.get('/ok/*', () => {});
+  for (const port of [true, 123n, [80], '80x']) {
+    await assert.rejects(app.listen(port, '127.0.0.1'), /invalid port/);
+  }
+  let drainError;
+  const { port } = await startServer((a) =>
+    a.get('/d', (req, res) => {
+      try {
+        res.drain(123);
+      } catch (err) {
+        drainError = err.code;
+      }
+      res.send('ok');
+    }),
+  );
+  assert.equal((await request(port, { path: '/d' })).text, 'ok');
+  assert.equal(drainError, 'ERR_INVALID_ARG_TYPE');
+});

@@ -225,6 +225,20 @@ test('stream() of a readable that gives objects passes a TypeError to the error 
   assert.equal((await request(port, { path: '/ok' })).text, 'ok');
 });
 
+test('attachment() quotes the file name (a quote in it cannot add a parameter) and sets the type from its extension', T, async () => {
+  const { port } = await startServer((app) => {
+    app.get('/plain', (req, r) => r.attachment('/files/report.pdf').send('x'));
+    app.get('/evil', (req, r) => r.attachment('f', 'a"; evil="1.txt').send('x'));
+    app.get('/bare', (req, r) => r.attachment().send('x'));
+  });
+  const plain = await request(port, { path: '/plain' });
+  assert.equal(plain.header('content-disposition'), 'attachment; filename="report.pdf"');
+  assert.equal(plain.header('content-type'), 'application/pdf');
+  const evil = await request(port, { path: '/evil' });
+  assert.equal(evil.header('content-disposition'), 'attachment; filename="a\\"; evil=\\"1.txt"');
+  assert.equal((await request(port, { path: '/bare' })).header('content-disposition'), 'attachment');
+});
+
 // Cookies (5.3)
 
 test('cookie() without options sends Path=/; Secure; SameSite=None', T, async () => {

@@ -16,12 +16,16 @@ const native = require('./native');
 const { OPEN, touch } = require('./state');
 const SSEventStream = require('./SSEventStream');
 const { sendArgs } = require('./sendArgs');
+const { coded, describe } = require('./shared');
+
+/** The most events a Channel keeps (the native side counts in 32 bits). */
+const MAX_HISTORY = 2 ** 32 - 1;
 
 const RESPONSE = SSEventStream.RESPONSE;
 
 function responseOf(sse) {
   const res = sse !== null && typeof sse === 'object' ? sse[RESPONSE] : undefined;
-  if (res === undefined) throw new TypeError('hyper-sse: expected an SSEventStream (res.sse)');
+  if (res === undefined) throw coded(TypeError, 'ERR_INVALID_ARG_TYPE', 'hyper-sse: expected an SSEventStream (res.sse)');
   return res;
 }
 
@@ -41,11 +45,11 @@ class Channel {
    */
   constructor(options = {}) {
     if (options === null || typeof options !== 'object') {
-      throw new TypeError('hyper-sse: new Channel(options) expects an options object');
+      throw coded(TypeError, 'ERR_INVALID_ARG_TYPE', 'hyper-sse: new Channel(options) expects an options object');
     }
     const history = options.history === undefined ? 0 : options.history;
-    if (!Number.isSafeInteger(history) || history < 0) {
-      throw new TypeError(`hyper-sse: Channel history must be a non-negative integer, got ${String(history)}`);
+    if (!Number.isSafeInteger(history) || history < 0 || history > MAX_HISTORY) {
+      throw coded(RangeError, 'ERR_OUT_OF_RANGE', `hyper-sse: Channel history must be an integer from 0 to ${MAX_HISTORY}, got ${describe(history, 64)}`);
     }
     /** @private */
     this._native = new (native.load().NativeChannel)(history);

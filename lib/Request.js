@@ -481,7 +481,7 @@ class Request {
 
 // Readable/EventEmitter methods forward to the lazily created body stream.
 const CHAINABLE = ['on', 'once', 'addListener', 'prependListener', 'prependOnceListener', 'off', 'removeListener',
-  'removeAllListeners', 'setMaxListeners', 'setEncoding', 'unpipe', 'unshift', 'wrap', 'destroy'];
+  'removeAllListeners', 'setMaxListeners', 'setEncoding', 'unpipe', 'unshift', 'wrap'];
 const PASSTHROUGH = ['emit', 'listeners', 'rawListeners', 'listenerCount', 'eventNames', 'getMaxListeners', 'read',
   'isPaused',
   // Readable's iterator helpers (those this Node has: some are newer or experimental).
@@ -499,6 +499,17 @@ for (const name of PASSTHROUGH) {
     return this._stream()[name](...args);
   };
 }
+/**
+ * Stops reading the body; the response is not affected. An `error` given here reaches the body
+ * stream's `error` listeners, if it has any: without one it is not thrown (as node:http, whose
+ * request is destroyed with its socket).
+ */
+Request.prototype.destroy = function (error) {
+  const readable = this._stream();
+  if (error && readable.listenerCount('error') === 0) readable.once('error', () => {});
+  readable.destroy(error);
+  return this;
+};
 Request.prototype[Symbol.asyncIterator] = function () {
   return this._stream()[Symbol.asyncIterator]();
 };

@@ -27,7 +27,7 @@ const mime = require('mime-types');
 const { OPEN, queueRelease, touch } = require('./state');
 const { sign } = require('./signature');
 const SSEventStream = require('./SSEventStream');
-const { addSharedAccessors } = require('./shared');
+const { addSharedAccessors, describe, coded } = require('./shared');
 
 /** `close_reason` of a response the native side ended, by its end code (docs/NATIVE.md onEvents). */
 const END_REASONS = [undefined, 'client', 'timeout', 'slow_client'];
@@ -43,15 +43,18 @@ const INCOMPATIBLE = (name) =>
   new Error(`ERR_INCOMPATIBLE_CALL: Response.${name} is not supported by hyper-sse (as in Hyper-Express).`);
 const UNSUPPORTED = (name) => new Error(`hyper-sse: Response.${name} is not supported yet`);
 
+/** The longest header name the HTTP layer takes. */
+const MAX_NAME = 65535;
+
 function invalidChar(what, name) {
-  const err = new TypeError(`hyper-sse: invalid character in ${what} ${JSON.stringify(name)}`);
+  const err = new TypeError(`hyper-sse: invalid character in ${what} ${JSON.stringify(describe(name, 64))}`);
   err.code = 'ERR_INVALID_CHAR';
   return err;
 }
 
 function checkValue(name, value) {
   if (value === undefined || value === null) {
-    const err = new TypeError(`hyper-sse: invalid value ${String(value)} for header ${JSON.stringify(name)}`);
+    const err = new TypeError(`hyper-sse: invalid value ${String(value)} for header ${JSON.stringify(describe(name, 64))}`);
     err.code = 'ERR_HTTP_INVALID_HEADER_VALUE';
     throw err;
   }
@@ -401,9 +404,18 @@ class Response {
       for (const name in SSE_HEADERS) this.header(name, SSE_HEADERS[name], true);
     }
     if (this._prepare() || this.completed || this.initiated || this._sending) return false;
+    const headers = this._header_list();
     this.initiated = true;
     if (sse) this._flags |= SSE_MODE;
-    const ok = this._native.resHead(this._id, this._status, this._reason(), this._header_list(), sse, this.route.hwm);
+    let ok;
+    try {
+      ok = this._native.resHead(this._id, this._status, this._reason(), headers, sse, this.route.hwm);
+    } catch (err) {
+      // Refused by the native side (nothing was sent): the response stays open, as it was.
+      this.initiated = false;
+      this._flags &= ~SSE_MODE;
+      throw err;
+    }
     touch();
     if (!ok) {
       this._gone();
@@ -488,7 +500,10 @@ class Response {
    * @returns {this}
    */
   header(name, value, overwrite) {
-    if (typeof name !== 'string' || !TOKEN.test(name)) throw invalidChar('header name', String(name));
+    if (typeof name !== 'string' || !TOKEN.test(name)) throw invalidChar('header name', name);
+    if (name.length > MAX_NAME) {
+      throw coded(RangeError, 'ERR_OUT_OF_RANGE', `hyper-sse: header name ${JSON.stringify(describe(name, 64))} is longer than ${MAX_NAME} characters`);
+    }
     let v;
     if (Array.isArray(value)) {
       v = new Array(value.length);
@@ -627,15 +642,26 @@ class Response {
     // error handler answers).
     if (!this.initiated && (this._prepare() || this.completed || this._sending)) return this;
     if (!this.initiated) {
-      this._sending = true;
-      this.initiated = true;
+      // This body's own length, never a pending stream()'s total (a send() that answers while a
+      // stream waits for its first chunk).
+      if (this._extra !== null) this._extra.length = -1;
       let headers = this._header_list();
       // An empty answer to HEAD says `content-length: 0`, as the same answer to GET does (hyper
       // announces no length for an empty HEAD body).
       if (this._req.method === 'HEAD' && (data === null || data.length === 0) && this._status !== 204 && this._status !== 304) {
         headers = withZeroLength(headers);
       }
-      const ok = this.route.app._fast.resEnd(this._id, this._status, this._reason(), headers, data);
+      this._sending = true;
+      this.initiated = true;
+      let ok;
+      try {
+        ok = this.route.app._fast.resEnd(this._id, this._status, this._reason(), headers, data);
+      } catch (err) {
+        // Refused by the native side (nothing was sent): the response stays open, as it was.
+        this._sending = false;
+        this.initiated = false;
+        throw err;
+      }
       touch();
       if (!ok) return this._gone(), this;
     } else {
@@ -739,12 +765,16 @@ class Response {
    * @returns {Promise<void>}
    */
   stream(readable, total) {
+    if (this.completed) return Promise.resolve();
     if (readable === null || typeof readable !== 'object' || typeof readable.on !== 'function') {
-      this.throw(new TypeError('hyper-sse: Response.stream(readable, total) needs a Readable stream'));
+      this.throw(coded(TypeError, 'ERR_INVALID_ARG_TYPE', 'hyper-sse: Response.stream(readable, total) needs a Readable stream'));
       return Promise.resolve();
     }
-    if (this.completed) return Promise.resolve();
-    const length = typeof total === 'number' && total >= 0 && !this.initiated && !NO_BODY.has(this._status) ? Math.floor(total) : -1;
+    if (total !== undefined && total !== null && !(Number.isSafeInteger(total) && total >= 0)) {
+      this.throw(coded(RangeError, 'ERR_OUT_OF_RANGE', `hyper-sse: Response.stream(readable, total): total must be a non-negative integer, got ${describe(total, 64)}`));
+      return Promise.resolve();
+    }
+    const length = typeof total === 'number' && !this.initiated && !NO_BODY.has(this._status) ? total : -1;
     if (length >= 0) this._more().length = length;
     return new Promise((resolve) => {
       let settled = false;
@@ -857,6 +887,9 @@ class Response {
    * @param {(offset: number) => boolean} handler
    */
   drain(handler) {
+    if (typeof handler !== 'function') {
+      throw coded(TypeError, 'ERR_INVALID_ARG_TYPE', `hyper-sse: Response.drain(handler) needs a function, got ${describe(handler, 64)}`);
+    }
     this._more().drain_handler = handler;
   }
 
@@ -881,7 +914,7 @@ class Response {
    * @returns {this}
    */
   throw(error) {
-    if (!(error instanceof Error)) error = new Error(`ERR_CAUGHT_NON_ERROR_TYPE: ${error}`);
+    if (!(error instanceof Error)) error = new Error(`ERR_CAUGHT_NON_ERROR_TYPE: ${describe(error)}`);
     this.route.app._handle_error(this._req, this, error);
     return this;
   }
@@ -1000,9 +1033,10 @@ class Response {
   /** `content-disposition: attachment[; filename="..."]` (+ type from the extension). @returns {this} */
   attachment(path, name) {
     if (path === undefined) return this.header('content-disposition', 'attachment', true);
-    const file = name || String(path).split('/').pop();
+    const file = name !== undefined && name !== null && name !== '' ? String(name) : String(path).split('/').pop();
     const ext = file.includes('.') ? file.split('.').pop() : '';
-    this.header('content-disposition', `attachment; filename="${file}"`, true);
+    // A quoted-string (RFC 9110 section 5.6.4): `"` and `\` escaped, so a name cannot add parameters.
+    this.header('content-disposition', `attachment; filename="${file.replace(/["\\]/g, '\\$&')}"`, true);
     return ext ? this.type(ext) : this;
   }
 

@@ -9,6 +9,7 @@ const Router = require('./Router');
 const Request = require('./Request');
 const Response = require('./Response');
 const native = require('./native');
+const { describe, coded } = require('./shared');
 const { OPEN, LIVE, onEvents, addNative, removeNative } = require('./state');
 
 const SIGNALS = ['SIGINT', 'SIGUSR1', 'SIGUSR2', 'SIGTERM'];
@@ -135,6 +136,9 @@ function holdWhileConnected(server, nat) {
 
 function noop() {}
 
+/** The longest delay setTimeout takes. */
+const MAX_TIMER = 2 ** 31 - 1;
+
 function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
@@ -162,8 +166,20 @@ function run(route, req, res, cursor) {
     res.throw(err);
     return;
   }
-  if (out !== undefined && out !== null && typeof out.then === 'function') {
-    out.then(undefined, (err) => res.throw(err));
+  settle(out, undefined, (err) => res.throw(err));
+}
+
+/**
+ * Follows what a handler or middleware returned when it is a thenable: `then(onFulfilled,
+ * onRejected)`. A `then` that throws (or a throwing `then` getter) is a rejection.
+ */
+function settle(out, onFulfilled, onRejected) {
+  if (out === undefined || out === null || (typeof out !== 'object' && typeof out !== 'function')) return;
+  try {
+    const then = out.then;
+    if (typeof then === 'function') then.call(out, onFulfilled, onRejected);
+  } catch (err) {
+    onRejected(err);
   }
 }
 
@@ -186,12 +202,10 @@ function runMiddleware(route, req, res, fn, cursor) {
     res.throw(err);
     return;
   }
-  if (out !== undefined && out !== null && typeof out.then === 'function') {
-    out.then(next, (err) => {
-      done = true;
-      res.throw(err);
-    });
-  }
+  settle(out, next, (err) => {
+    done = true;
+    res.throw(err);
+  });
 }
 
 class Server extends Router {
@@ -219,13 +233,13 @@ class Server extends Router {
    */
   constructor(options = {}) {
     if (options === null || typeof options !== 'object') {
-      throw new Error('hyper-sse: new Server(options) only accepts an object for options');
+      throw coded(TypeError, 'ERR_INVALID_ARG_TYPE', 'hyper-sse: new Server(options) only accepts an object for options');
     }
     super();
     /** Options, deep-merged over the defaults (read/write until `listen()`). */
     this._options = merge(defaults(), options);
     if (this._options.key_file_name || this._options.cert_file_name) {
-      throw new Error('hyper-sse: TLS (key_file_name / cert_file_name) is not supported yet; terminate TLS in a proxy');
+      throw coded(Error, 'ERR_NOT_SUPPORTED', 'hyper-sse: TLS (key_file_name / cert_file_name) is not supported yet; terminate TLS in a proxy');
     }
     // Checked now, so a bad value is a clear error here rather than a rejected listen().
     this._native_options();
@@ -277,6 +291,14 @@ class Server extends Router {
   _create_route(record) {
     const { method, pattern, options, handler } = record;
     this._assert_unlocked(`${method.toUpperCase()} ${pattern}`);
+    // The router's rules (src/routing.rs), checked here so that a bad pattern fails where it is
+    // registered rather than at listen(), when nothing can be added any more.
+    const segments = pattern.split('/');
+    if (pattern.charCodeAt(0) !== 47 || segments.slice(0, -1).includes('*')) {
+      const err = new Error(`hyper-sse: invalid route pattern ${JSON.stringify(pattern)} [${method.toUpperCase()}]: it must start with '/', and a '*' wildcard must be the last segment`);
+      err.code = 'ERR_INVALID_ARG_VALUE';
+      throw err;
+    }
     if (this._route_table[method][pattern] !== undefined) {
       throw new Error(`hyper-sse: duplicate routes are not allowed [${method.toUpperCase()} ${pattern}]`);
     }
@@ -476,12 +498,23 @@ class Server extends Router {
     const fallback = (err) => {
       console.error(err);
       if (res.completed) return;
-      if (!res.initiated && !res._sending) res.status(500).send('HyperExpress: Uncaught Exception Occured');
-      else res.close();
+      if (res.initiated || res._sending) return res.close();
+      try {
+        res.status(500).send('HyperExpress: Uncaught Exception Occured');
+      } catch (sendErr) {
+        // The app's headers cannot be sent (too many, say): a plain 500 without them, else a drop.
+        console.error(sendErr);
+        res._headers = null;
+        if (res._extra !== null) res._extra.cookies = null;
+        try {
+          res.status(500).send('HyperExpress: Uncaught Exception Occured');
+        } catch {
+          res.close();
+        }
+      }
     };
     try {
-      const out = this._handlers.on_error(req, res, error);
-      if (out !== undefined && out !== null && typeof out.then === 'function') out.then(undefined, fallback);
+      settle(this._handlers.on_error(req, res, error), undefined, fallback);
     } catch (err) {
       fallback(err);
     }
@@ -506,8 +539,9 @@ class Server extends Router {
     if (this._socket !== null) return Promise.reject('hyper-sse: listen(): this server is already listening');
     let bound;
     try {
-      const p = Number(port);
-      if (!Number.isInteger(p) || p < 0 || p > 65535) throw new Error(`invalid port ${String(port)}`);
+      // A number, or a string of digits (an environment variable); not `true`, `123n` or `[80]`.
+      const p = typeof port === 'number' || (typeof port === 'string' && /^\s*\d+\s*$/.test(port)) ? Number(port) : NaN;
+      if (!Number.isInteger(p) || p < 0 || p > 65535) throw new Error(`invalid port ${describe(port, 64)}`);
       this._compile();
       if (this._native === null || this._disposed) {
         const { NativeServer } = native.load();
@@ -613,11 +647,17 @@ class Server extends Router {
    * @returns {Promise<void>}
    */
   async shutdown(timeout_ms = 10000) {
+    // Checked before anything stops. Infinity (or more than a timer can wait) waits for good.
+    if (typeof timeout_ms !== 'number' || Number.isNaN(timeout_ms) || timeout_ms < 0) {
+      const err = new TypeError(`hyper-sse: shutdown(timeout_ms) needs a non-negative number of ms, got ${typeof timeout_ms === 'number' ? timeout_ms : typeof timeout_ms}`);
+      err.code = 'ERR_INVALID_ARG_VALUE';
+      throw err;
+    }
     const nat = this._native;
     this._stop_listening();
     if (nat === null) return;
     this._shutting_down = true;
-    const deadline = Date.now() + Math.max(0, Number(timeout_ms) || 0);
+    const deadline = Date.now() + timeout_ms;
     nat.closeIdle();
     for (const res of this._open_responses()) res._end_if_streaming('shutdown');
     nat.flush();
@@ -625,7 +665,9 @@ class Server extends Router {
       let timer;
       await new Promise((resolve) => {
         this._idle_waiter = resolve;
-        timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+        // setTimeout takes at most 2^31-1 ms (longer is 1 ms); a longer wait has no timer.
+        const wait = Math.max(0, deadline - Date.now());
+        if (wait <= MAX_TIMER) timer = setTimeout(resolve, wait);
       });
       clearTimeout(timer);
       this._idle_waiter = null;
@@ -673,13 +715,13 @@ class Server extends Router {
    * `HyperExpress: Uncaught Exception Occured`.
    */
   set_error_handler(handler) {
-    if (typeof handler !== 'function') throw new Error('hyper-sse: set_error_handler(handler) needs a function');
+    if (typeof handler !== 'function') throw coded(TypeError, 'ERR_INVALID_ARG_TYPE', 'hyper-sse: set_error_handler(handler) needs a function');
     this._handlers.on_error = handler;
   }
 
   /** Sets the not-found handler `(req, res)`. Default: 404 with an empty body. */
   set_not_found_handler(handler) {
-    if (typeof handler !== 'function') throw new Error('hyper-sse: set_not_found_handler(handler) needs a function');
+    if (typeof handler !== 'function') throw coded(TypeError, 'ERR_INVALID_ARG_TYPE', 'hyper-sse: set_not_found_handler(handler) needs a function');
     this._handlers.on_not_found = handler;
   }
 

@@ -37,4 +37,37 @@ function addSharedAccessors(cls) {
   }
 }
 
-module.exports = { addSharedAccessors };
+/**
+ * `String(value)` that cannot throw (a null-prototype object, a Symbol in a template literal, a
+ * throwing `toString`), clipped to `max` characters for error messages.
+ * @param {unknown} value
+ * @param {number} [max]
+ * @returns {string}
+ */
+function describe(value, max = 200) {
+  let text;
+  try {
+    text = typeof value === 'symbol' ? value.toString() : String(value);
+  } catch {
+    try {
+      text = Object.prototype.toString.call(value);
+    } catch {
+      text = typeof value;
+    }
+  }
+  return text.length > max ? `${text.slice(0, max)}... (${text.length} characters)` : text;
+}
+
+/**
+ * An error of class `Kind` with `code`.
+ * @param {ErrorConstructor} Kind
+ * @param {string} code
+ * @param {string} message
+ */
+function coded(Kind, code, message) {
+  const err = new Kind(message);
+  err.code = code;
+  return err;
+}
+
+module.exports = { addSharedAccessors, describe, coded };

@@ -1060,12 +1060,23 @@ fn build_head(head: &Head<'_>, body: ResBody) -> Result<Response<ResBody>, Error
   let map = res.headers_mut();
   for pair in head.headers.chunks_exact(2) {
     let name = HeaderName::from_bytes(pair[0].as_bytes())
-      .map_err(|_| Error::InvalidArg(format!("invalid header name {:?}", pair[0])))?;
+      .map_err(|_| Error::InvalidArg(format!("invalid header name {:?}", clip(&pair[0]))))?;
     let value = HeaderValue::from_str(&pair[1])
-      .map_err(|_| Error::InvalidArg(format!("invalid value for header {:?}", pair[0])))?;
-    map.append(name, value);
+      .map_err(|_| Error::InvalidArg(format!("invalid value for header {:?}", clip(&pair[0]))))?;
+    // `append` panics past the map's capacity (32,768 entries); JS may hand any number.
+    map
+      .try_append(name, value)
+      .map_err(|_| Error::InvalidArg("too many response headers".into()))?;
   }
   Ok(res)
+}
+
+/// At most the first 64 characters of `s`, for error messages (a name may be megabytes long).
+fn clip(s: &str) -> &str {
+  match s.char_indices().nth(64) {
+    Some((at, _)) => &s[..at],
+    None => s,
+  }
 }
 
 /// Checks what hyper leaves to the server: the request target's form and the `Host` header
