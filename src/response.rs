@@ -222,6 +222,9 @@ pub struct ConnCtl {
   /// An answer went out while the request's body was still arriving: the connection closes
   /// with a lingering close (see `server::linger`).
   linger: std::sync::atomic::AtomicBool,
+  /// The socket reported an error (a reset, a timed-out peer): nothing is owed to the peer, so
+  /// the closer may hold it until a disconnect burst is over (see `server::close_later`).
+  errored: std::sync::atomic::AtomicBool,
   /// hyper's pending header-read timer (see `crate::timer`).
   pub head: crate::timer::HeadSlot,
   /// Activity seen by the housekeeping task (parking, idle close; see `crate::timer`).
@@ -239,6 +242,7 @@ impl ConnCtl {
       graceful: std::sync::atomic::AtomicBool::new(false),
       reason: AtomicU8::new(0),
       linger: std::sync::atomic::AtomicBool::new(false),
+      errored: std::sync::atomic::AtomicBool::new(false),
       head: crate::timer::HeadSlot::default(),
       idle: crate::timer::Idle::default(),
     })
@@ -259,6 +263,16 @@ impl ConnCtl {
   /// True when the connection must close with a lingering close.
   pub fn wants_linger(&self) -> bool {
     self.linger.load(Ordering::Acquire)
+  }
+
+  /// Records that the socket reported an error (see the field).
+  pub fn set_errored(&self) {
+    self.errored.store(true, Ordering::Release);
+  }
+
+  /// True when the socket reported an error.
+  pub fn is_errored(&self) -> bool {
+    self.errored.load(Ordering::Acquire)
   }
 
   /// The recorded reason's code, 0 when none was recorded (yet).

@@ -513,11 +513,12 @@ static CLOSE_NOW: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool:
 /// together then, rather than competing for the CPU with the disconnects still being reported
 /// (and, on one machine, with the clients sending them). Should the thread be unavailable, the
 /// socket is closed here.
-fn close_later(sock: TcpStream) {
+fn close_later(sock: TcpStream, errored: bool) {
   use std::sync::mpsc;
-  static CLOSER: std::sync::OnceLock<Option<mpsc::Sender<TcpStream>>> = std::sync::OnceLock::new();
+  static CLOSER: std::sync::OnceLock<Option<mpsc::Sender<(TcpStream, bool)>>> =
+    std::sync::OnceLock::new();
   let closer = CLOSER.get_or_init(|| {
-    let (tx, rx) = mpsc::channel::<TcpStream>();
+    let (tx, rx) = mpsc::channel::<(TcpStream, bool)>();
     std::thread::Builder::new()
       .name("hyper-sse-close".into())
       .spawn(move || {
@@ -538,12 +539,12 @@ fn close_later(sock: TcpStream) {
   });
   // Without the thread (or should it be gone), the socket is dropped, so closed, here.
   if let Some(tx) = closer {
-    let _ = tx.send(sock);
+    let _ = tx.send((sock, errored));
   }
 }
 
-/// The closer thread's work (see [`close_later`]).
-fn closer_loop(rx: &std::sync::mpsc::Receiver<TcpStream>) {
+/// The closer thread's work (see [`close_later`]): `(socket, known to have errored)` pairs.
+fn closer_loop(rx: &std::sync::mpsc::Receiver<(TcpStream, bool)>) {
   use std::sync::mpsc::RecvTimeoutError;
   let mut held: Vec<TcpStream> = Vec::new();
   let mut held_since = std::time::Instant::now();
@@ -568,9 +569,10 @@ fn closer_loop(rx: &std::sync::mpsc::Receiver<TcpStream>) {
     };
     // Let a burst gather instead of being woken for every socket.
     std::thread::sleep(Duration::from_millis(1));
-    for sock in std::iter::once(first).chain(rx.try_iter()) {
-      // Asked here rather than on the runtime thread: one `getsockopt` each, at nice 19.
-      if peer_reset(&sock) {
+    for (sock, errored) in std::iter::once(first).chain(rx.try_iter()) {
+      // Unless the runtime saw the error, asked here rather than on the runtime thread: one
+      // `getsockopt` each, at nice 19.
+      if errored || peer_reset(&sock) {
         if held.is_empty() {
           held_since = std::time::Instant::now();
         }
@@ -668,7 +670,7 @@ pub(crate) fn serve_http(
         if ctl.wants_linger() {
           linger(&sock, &ctl).await;
         }
-        shared.connection_closed(conn_id, sock)
+        shared.connection_closed(conn_id, sock, false)
       }
     }
   })
@@ -1275,10 +1277,11 @@ impl Shared {
 
   /// Forgets a closed connection and closes its socket on the closer thread (see
   /// [`close_later`]) once nothing else holds it.
-  pub fn connection_closed(&self, conn_id: u64, sock: Arc<TcpStream>) {
+  /// `errored`: the socket is known to have reported an error (a reset): nothing is owed.
+  pub fn connection_closed(&self, conn_id: u64, sock: Arc<TcpStream>, errored: bool) {
     lock(&self.conns).remove(&conn_id);
     if let Ok(sock) = Arc::try_unwrap(sock) {
-      close_later(sock);
+      close_later(sock, errored);
     }
   }
 

@@ -218,6 +218,7 @@ impl SseConnection {
   fn probe_op(&self) -> Option<Op> {
     let sock = self.sock.clone()?;
     let shared = self.shared.clone();
+    let ctl = self.ctl.clone();
     let started_s = self.started_s;
     Some(Box::pin(async move {
       // The readiness already says whether the connection ended (EPOLLRDHUP/HUP), without a
@@ -227,8 +228,13 @@ impl SseConnection {
       // does not carry the error bit: it is masked out for a READABLE interest.) Both timeouts
       // need the peer silent for the write timeout, so a younger stream skips that system call:
       // thousands of resets at once (clients or a proxy restarting) cost no extra call each.
-      if let Ok(ready) = sock.ready(tokio::io::Interest::READABLE).await {
-        if ready.is_read_closed() {
+      // The error readiness (EPOLLERR) tells a reset from a FIN at no cost.
+      let interest = tokio::io::Interest::READABLE | tokio::io::Interest::ERROR;
+      if let Ok(ready) = sock.ready(interest).await {
+        if ready.is_error() {
+          ctl.set_errored();
+        }
+        if ready.is_read_closed() || ready.is_error() {
           let error = if may_have_timed_out(&shared, started_s) {
             sock.take_error().ok().flatten()
           } else {
@@ -320,7 +326,9 @@ impl SseConnection {
     // The end is reported; the socket's teardown (kernel work, and for a FIN the closing
     // handshake) happens on the closer thread, so when many clients leave at once this thread
     // goes on reporting the others.
-    self.shared.connection_closed(self.conn_id, sock);
+    self
+      .shared
+      .connection_closed(self.conn_id, sock, self.ctl.is_errored());
     Poll::Ready(())
   }
 }
