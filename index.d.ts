@@ -459,6 +459,14 @@ export class Response<Locals = DefaultResponseLocals> extends EventEmitter imple
   /** Always false. */
   readonly writableObjectMode: boolean;
   readonly destroyed: boolean;
+  /** Same as `destroyed`. */
+  readonly writableAborted: boolean;
+  /** Same as `completed`. */
+  readonly closed: boolean;
+  /** Always null (see `close_reason`). */
+  readonly errored: null;
+  /** Always 0 (`cork()` is a no-op). */
+  readonly writableCorked: number;
 
   on(event: ResponseEvent, listener: (request: Request, response: Response<Locals>) => void): this;
   on(event: 'drain', listener: () => void): this;

@@ -395,3 +395,39 @@ test('on a keep-alive connection a client leaving during the second request abor
   assert.equal(recs[0].res.close_reason, 'finished');
   assert.equal(recs[1].res.close_reason, 'client');
 });
+
+test('Writable state getters follow the response: open, finished, and aborted by the client', T, async () => {
+  const states = {};
+  const snap = (res) => ({
+    writable: res.writable,
+    writableEnded: res.writableEnded,
+    writableFinished: res.writableFinished,
+    writableAborted: res.writableAborted,
+    destroyed: res.destroyed,
+    closed: res.closed,
+    errored: res.errored,
+    writableCorked: res.writableCorked,
+  });
+  let aborted;
+  const { port } = await startServer((app) => {
+    app.get('/done', (req, res) => {
+      states.open = snap(res);
+      res.once('close', () => (states.finished = snap(res)));
+      res.send('ok');
+    });
+    app.get('/gone', (req, res) => {
+      res.write('partial');
+      res.once('close', () => (aborted = snap(res)));
+    });
+  });
+  assert.equal((await request(port, { path: '/done' })).text, 'ok');
+  const c = await connect(port);
+  c.write(buildRequest({ path: '/gone' }));
+  await until(() => c.text.includes('partial'), 2000, 'the first chunk');
+  c.socket.resetAndDestroy();
+  await until(() => aborted !== undefined, 3000, 'close after the reset');
+  const base = { errored: null, writableCorked: 0 };
+  assert.deepEqual(states.open, { ...base, writable: true, writableEnded: false, writableFinished: false, writableAborted: false, destroyed: false, closed: false });
+  assert.deepEqual(states.finished, { ...base, writable: false, writableEnded: true, writableFinished: true, writableAborted: false, destroyed: false, closed: true });
+  assert.deepEqual(aborted, { ...base, writable: false, writableEnded: true, writableFinished: false, writableAborted: true, destroyed: true, closed: true });
+});

@@ -1188,6 +1188,26 @@ class Response {
   get destroyed() {
     return this.completed && this.close_reason !== 'finished';
   }
+
+  /** Writable compatibility: same as `destroyed` (ended before finishing). */
+  get writableAborted() {
+    return this.completed && this.close_reason !== 'finished';
+  }
+
+  /** Writable compatibility: true once `close` was emitted (same as `completed`). */
+  get closed() {
+    return this.completed;
+  }
+
+  /** Writable compatibility: always null (an ended response reports why in `close_reason`). */
+  get errored() {
+    return null;
+  }
+
+  /** Writable compatibility: 0 (`cork()` is a no-op: writes are batched per event-loop turn anyway). */
+  get writableCorked() {
+    return 0;
+  }
 }
 
 // Response is an EventEmitter without running its constructor (see the class comment): every
