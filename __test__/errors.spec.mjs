@@ -433,6 +433,7 @@ test('a response whose headers the native side refuses (too many) is not left ha
   );
   const r = await request(port, { path: '/many' });
   assert.equal(r.status, 500);
+  assert.ok(printed.some(([e]) => e && e.code === 'ERR_INVALID_ARG_VALUE'), 'the refusal carries a Node-style code');
   assert.equal(r.header('x-h0'), undefined);
   assert.ok(printed.some((line) => /too many response headers/.test(line)), printed.join('\n'));
   await assertUp(port);
@@ -506,6 +507,21 @@ test('errors of hyper-sse itself carry a code: constructor and handler setters, 
     assert.throws(() => app.get(pattern, () => {}), { code: 'ERR_INVALID_ARG_VALUE' }, JSON.stringify(pattern));
   }
   app.get('/ok/*', () => {});
+  let headersError;
+  const { port: p2 } = await startServer((a) =>
+    a.get('/h', (req, res) => {
+      try {
+        res.writeHeaders('abc');
+      } catch (err) {
+        headersError = err.code;
+      }
+      res.send('ok');
+    }),
+  );
+  const h = await request(p2, { path: '/h' });
+  assert.equal(h.text, 'ok');
+  assert.equal(h.header('0'), undefined);
+  assert.equal(headersError, 'ERR_INVALID_ARG_TYPE');
   for (const port of [true, 123n, [80], '80x']) {
     await assert.rejects(app.listen(port, '127.0.0.1'), /invalid port/);
   }

@@ -178,6 +178,7 @@ test('a status() or redirect() rejected for a CR/LF, redirect(status, url), and 
 test('a rejected body changes nothing: end(obj, cb) registers no callback, html(obj) and json(BigInt) leave the content type, write(obj) throws on a 204 too', T, async () => {
   const errors = [];
   let called = 0;
+  let after;
   const { res } = await serve((req, r) => {
     const calls = [
       () => r.end({ a: 1 }, () => called++),
@@ -193,7 +194,10 @@ test('a rejected body changes nothing: end(obj, cb) registers no callback, html(
       }
     }
     r.status(200).send('plain');
+    // Once completed, whatever comes is refused quietly (a pipe may still be flowing).
+    after = [r.write({ a: 1 }), r.send({ a: 1 }) === r, r.end({ a: 1 }) === r];
   });
+  assert.deepEqual(after, [false, true, true]);
   assert.deepEqual(errors, ['ERR_INVALID_ARG_TYPE', 'ERR_INVALID_ARG_TYPE', 'TypeError', 'ERR_INVALID_ARG_TYPE']);
   assert.equal(res.text, 'plain');
   assert.equal(res.header('content-type'), undefined);

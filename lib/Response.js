@@ -77,7 +77,7 @@ function toBody(body, encoding) {
   if (ArrayBuffer.isView(body)) return Buffer.from(body.buffer, body.byteOffset, body.byteLength);
   if (typeof body === 'object' || typeof body === 'function') {
     // As Hyper-Express and node:http: '[object Object]' would hide the bug.
-    const what = typeof body === 'function' ? 'a function' : `an ${(body.constructor && body.constructor.name) || 'Object'}`;
+    const what = typeof body === 'function' ? 'a function' : `an object (${(body.constructor && body.constructor.name) || 'Object'})`;
     const err = new TypeError(`hyper-sse: a response body must be a string, Buffer, ArrayBuffer or typed array, got ${what} (res.json() sends an object as JSON)`);
     err.code = 'ERR_INVALID_ARG_TYPE';
     throw err;
@@ -89,6 +89,12 @@ function toBody(body, encoding) {
 function withZeroLength(list) {
   for (let i = 0; i < list.length; i += 2) if (list[i] === 'content-length') return list;
   return list.concat('content-length', '0');
+}
+
+/** A head the native side refused (too many headers, say): its error, with a Node-style code. */
+function refused(err) {
+  if (err && err.code === 'InvalidArg') err.code = 'ERR_INVALID_ARG_VALUE';
+  return err;
 }
 
 function writeAfterEnd() {
@@ -414,7 +420,7 @@ class Response {
       // Refused by the native side (nothing was sent): the response stays open, as it was.
       this.initiated = false;
       this._flags &= ~SSE_MODE;
-      throw err;
+      throw refused(err);
     }
     touch();
     if (!ok) {
@@ -594,17 +600,19 @@ class Response {
       callback = encoding;
       encoding = undefined;
     }
-    // Checked first (in every state, as node:http checks a chunk): a rejected chunk changes nothing.
+    // After the end, a write is refused whatever it is (a pipe may still be flowing: it must
+    // not throw now).
+    if (this.completed || this._sending) {
+      if (typeof callback === 'function') process.nextTick(callback, writeAfterEnd());
+      return false;
+    }
+    // Checked before anything else: a rejected chunk changes nothing.
     const body = toBody(chunk, encoding);
-    if (!this.initiated && NO_BODY.has(this._status) && !this.completed && !this._sending) {
+    if (!this.initiated && NO_BODY.has(this._status)) {
       // A 204, 205 or 304 response has no body: writes are ignored (as node:http does) and
       // send()/end() sends the head alone.
       if (typeof callback === 'function') process.nextTick(callback, null);
       return true;
-    }
-    if (this.completed || this._sending) {
-      if (typeof callback === 'function') process.nextTick(callback, writeAfterEnd());
-      return false;
     }
     if (!this.initiated && !this._start(false)) {
       if (typeof callback === 'function') process.nextTick(callback, writeAfterEnd());
@@ -634,9 +642,10 @@ class Response {
    * @returns {this}
    */
   send(body, close_connection) {
-    // Checked first (in every state, as node:http checks a chunk): a rejected body changes nothing.
-    const data = toBody(body);
+    // A no-op once completed, whatever the body; else the body is checked first: a rejected
+    // body changes nothing.
     if (this.completed || this._sending) return this;
+    const data = toBody(body);
     if (close_connection === true && !this.initiated) this.header('connection', 'close', true);
     // `prepare` listeners run first; one may answer, start a stream (`write()`), or throw (the
     // error handler answers).
@@ -660,7 +669,7 @@ class Response {
         // Refused by the native side (nothing was sent): the response stays open, as it was.
         this._sending = false;
         this.initiated = false;
-        throw err;
+        throw refused(err);
       }
       touch();
       if (!ok) return this._gone(), this;
@@ -698,8 +707,9 @@ class Response {
       callback = encoding;
       encoding = undefined;
     }
-    // Checked before anything else: a rejected chunk registers no callback.
-    const data = toBody(chunk, encoding);
+    // Checked before anything else (while the response is open): a rejected chunk registers no
+    // callback.
+    const data = this.completed || this._sending ? null : toBody(chunk, encoding);
     if (typeof callback === 'function') {
       if (this.completed) process.nextTick(callback);
       else this.once('close', () => callback());
@@ -947,6 +957,9 @@ class Response {
 
   /** Sets every `name: value` of `headers`. @returns {this} */
   writeHeaders(headers) {
+    if (headers === null || typeof headers !== 'object' || Array.isArray(headers)) {
+      throw coded(TypeError, 'ERR_INVALID_ARG_TYPE', `hyper-sse: Response.writeHeaders(headers) needs an object of name: value, got ${describe(headers, 64)}`);
+    }
     for (const name of Object.keys(headers)) this.header(name, headers[name]);
     return this;
   }
