@@ -36,6 +36,22 @@ async function withPing(setup, options) {
   }, options);
 }
 
+/**
+ * A server with /ping whose error handler records `pick(err)` of each error in `seen` and
+ * answers 500 with `body`; `setup(app)` adds the routes.
+ */
+async function withErrorLog(setup, pick = (err) => err.message, body = 'handled') {
+  const seen = [];
+  const started = await withPing((app) => {
+    app.set_error_handler((req, res, err) => {
+      seen.push(pick(err));
+      res.status(500).send(body);
+    });
+    setup(app);
+  });
+  return { ...started, seen };
+}
+
 async function assertUp(port) {
   const r = await request(port, { path: '/ping' });
   assert.equal(r.text, 'pong', 'the server still answers');
@@ -199,12 +215,7 @@ test('app.handlers exposes the installed handlers', T, async () => {
 });
 
 test('a throw inside a finish listener goes to the error handler and the server stays up', T, async () => {
-  const seen = [];
-  const { port } = await withPing((app) => {
-    app.set_error_handler((req, res, err) => {
-      seen.push(err.message);
-      res.status(500).send('handled');
-    });
+  const { port, seen } = await withErrorLog((app) => {
     app.get('/l', (req, res) => {
       res.on('finish', () => {
         throw new Error('listener-boom');
@@ -220,13 +231,8 @@ test('a throw inside a finish listener goes to the error handler and the server 
 });
 
 test('a throw inside an abort or close listener run for a client disconnect goes to the error handler, never crashes', T, async () => {
-  const seen = [];
   let rec;
-  const { port } = await withPing((app) => {
-    app.set_error_handler((req, res, err) => {
-      seen.push(err.message);
-      res.status(500).send('handled');
-    });
+  const { port, seen } = await withErrorLog((app) => {
     app.get('/wait', (req, res) => {
       rec = recordEvents(req, res);
       res.on('abort', () => {
@@ -372,12 +378,7 @@ test('the native resEnd/resWrite/sseSend functions reject bad arguments with cle
 });
 
 test('values that are not Errors (a Symbol, a null-prototype object), thrown or rejected, and a thenable whose then throws, reach the error handler', T, async () => {
-  const seen = [];
-  const { port } = await withPing((app) => {
-    app.set_error_handler((req, res, err) => {
-      seen.push(err.message);
-      res.status(500).send('handled');
-    });
+  const { port, seen } = await withErrorLog((app) => {
     app.get('/sym', () => {
       throw Symbol('odd');
     });
@@ -457,19 +458,14 @@ test('a header name longer than 65535 characters is a RangeError with a short me
 });
 
 test('stream(readable, total): a bad total is a RangeError for the error handler, and a send() before the first chunk announces its own length', T, async () => {
-  const codes = [];
-  const { port } = await withPing((app) => {
-    app.set_error_handler((req, res, err) => {
-      codes.push(err.code);
-      res.status(500).send('bad total');
-    });
+  const { port, seen: codes } = await withErrorLog((app) => {
     app.get('/bad', (req, res) => res.stream(Readable.from(['abc']), Infinity));
     app.get('/frac', (req, res) => res.stream(Readable.from(['abc']), 2.5));
     app.get('/preempt', (req, res) => {
       res.stream(new Readable({ read() {} }), 6);
       res.send('END');
     });
-  });
+  }, (err) => err.code, 'bad total');
   assert.equal((await request(port, { path: '/bad' })).text, 'bad total');
   assert.equal((await request(port, { path: '/frac' })).text, 'bad total');
   assert.deepEqual(codes, ['ERR_OUT_OF_RANGE', 'ERR_OUT_OF_RANGE']);

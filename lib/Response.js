@@ -78,17 +78,9 @@ function toBody(body, encoding) {
   if (typeof body === 'object' || typeof body === 'function') {
     // As Hyper-Express and node:http: '[object Object]' would hide the bug.
     const what = typeof body === 'function' ? 'a function' : `an object (${(body.constructor && body.constructor.name) || 'Object'})`;
-    const err = new TypeError(`hyper-sse: a response body must be a string, Buffer, ArrayBuffer or typed array, got ${what} (res.json() sends an object as JSON)`);
-    err.code = 'ERR_INVALID_ARG_TYPE';
-    throw err;
+    throw coded(TypeError, 'ERR_INVALID_ARG_TYPE', `hyper-sse: a response body must be a string, Buffer, ArrayBuffer or typed array, got ${what} (res.json() sends an object as JSON)`);
   }
   return String(body);
-}
-
-/** `list` (`[name, value, ...]`) with `content-length: 0` added unless it names a length. */
-function withZeroLength(list) {
-  for (let i = 0; i < list.length; i += 2) if (list[i] === 'content-length') return list;
-  return list.concat('content-length', '0');
 }
 
 /** A head the native side refused (too many headers, say): its error, with a Node-style code. */
@@ -364,13 +356,18 @@ class Response {
 
   // ---------------------------------------------------------------- head
 
-  /** @private flat `[name, value, ...]` for the native side */
-  _header_list() {
+  /**
+   * @private flat `[name, value, ...]` for the native side. `emptyBody`: the response goes out
+   * whole without a body (`send()`), so an answer to HEAD says `content-length: 0`, as the same
+   * answer to GET does (hyper announces no length for an empty HEAD body), unless the app gave one.
+   */
+  _header_list(emptyBody = false) {
     const headers = this._headers;
     const extra = this._extra;
     const cookies = extra === null ? null : extra.cookies;
     const length = extra === null ? -1 : extra.length;
-    if (headers === null && cookies === null && length < 0) return EMPTY;
+    const zero = emptyBody && this._req.method === 'HEAD' && this._status !== 204 && this._status !== 304;
+    if (headers === null && cookies === null && length < 0 && !zero) return EMPTY;
     const out = [];
     let announced = null;
     if (headers !== null) {
@@ -391,6 +388,7 @@ class Response {
     if (cookies !== null) for (const name in cookies) out.push('set-cookie', cookies[name]);
     if (length >= 0) out.push('content-length', String(length));
     else if (announced !== null) out.push('content-length', announced);
+    else if (zero) out.push('content-length', '0');
     return out;
   }
 
@@ -400,9 +398,7 @@ class Response {
    */
   _start(sse) {
     if (sse && NO_BODY.has(this._status) && !this.completed && !this.initiated && !this._sending) {
-      const err = new Error(`hyper-sse: a ${this._status} response has no body: it cannot be an SSE stream`);
-      err.code = 'ERR_HTTP_BODY_NOT_ALLOWED';
-      throw err;
+      throw coded(Error, 'ERR_HTTP_BODY_NOT_ALLOWED', `hyper-sse: a ${this._status} response has no body: it cannot be an SSE stream`);
     }
     if (sse && this._headers === null) {
       this._headers = SSE_HEADERS;
@@ -572,9 +568,7 @@ class Response {
     } catch (err) {
       // The `cookie` package's own message ("argument name is invalid") names neither the call
       // nor the cookie.
-      const wrapped = new TypeError(`hyper-sse: Response.cookie(${JSON.stringify(String(name))}): ${err.message}`);
-      wrapped.code = 'ERR_INVALID_ARG_VALUE';
-      throw wrapped;
+      throw coded(TypeError, 'ERR_INVALID_ARG_VALUE', `hyper-sse: Response.cookie(${JSON.stringify(String(name))}): ${err.message}`);
     }
     if (INVALID_VALUE.test(serialized)) throw invalidChar('cookie', name);
     if (this.initiated) return this;
@@ -654,12 +648,7 @@ class Response {
       // This body's own length, never a pending stream()'s total (a send() that answers while a
       // stream waits for its first chunk).
       if (this._extra !== null) this._extra.length = -1;
-      let headers = this._header_list();
-      // An empty answer to HEAD says `content-length: 0`, as the same answer to GET does (hyper
-      // announces no length for an empty HEAD body).
-      if (this._req.method === 'HEAD' && (data === null || data.length === 0) && this._status !== 204 && this._status !== 304) {
-        headers = withZeroLength(headers);
-      }
+      const headers = this._header_list(data === null || data.length === 0);
       this._sending = true;
       this.initiated = true;
       let ok;
@@ -759,9 +748,7 @@ class Response {
     if (this.completed) return false;
     if (typeof url !== 'string' && !(url instanceof URL)) {
       // `redirect(301, url)` (Express's form) would otherwise send `location: 301`.
-      const err = new TypeError(`hyper-sse: res.redirect(url) takes the URL only (a string), got ${typeof url}; for another status: res.status(301).header('location', url).send()`);
-      err.code = 'ERR_INVALID_ARG_TYPE';
-      throw err;
+      throw coded(TypeError, 'ERR_INVALID_ARG_TYPE', `hyper-sse: res.redirect(url) takes the URL only (a string), got ${typeof url}; for another status: res.status(301).header('location', url).send()`);
     }
     // The location first: a rejected url leaves the status as it was.
     return this.header('location', url, true).status(302).send();
@@ -799,9 +786,7 @@ class Response {
       };
       // The readable gave more or less than the `total` promised in Content-Length.
       const mismatch = (n) => {
-        const err = new Error(`hyper-sse: Response.stream(): the readable gave ${n} bytes, ${n > length ? 'more' : 'fewer'} than the total of ${length}`);
-        err.code = 'ERR_HTTP_CONTENT_LENGTH_MISMATCH';
-        fail(err);
+        fail(coded(Error, 'ERR_HTTP_CONTENT_LENGTH_MISMATCH', `hyper-sse: Response.stream(): the readable gave ${n} bytes, ${n > length ? 'more' : 'fewer'} than the total of ${length}`));
       };
       const done = () => {
         if (settled) return;
@@ -1204,7 +1189,7 @@ class Response {
 
   /** Writable compatibility: same as `destroyed` (ended before finishing). */
   get writableAborted() {
-    return this.completed && this.close_reason !== 'finished';
+    return this.destroyed;
   }
 
   /** Writable compatibility: true once `close` was emitted (same as `completed`). */

@@ -136,6 +136,11 @@ function holdWhileConnected(server, nat) {
 
 function noop() {}
 
+/** A `max_body_length`: Infinity (no limit, as Hyper-Express takes it) is the largest length. */
+function finiteLimit(value) {
+  return value === Infinity ? Number.MAX_SAFE_INTEGER : value;
+}
+
 /** The longest delay setTimeout takes. */
 const MAX_TIMER = 2 ** 31 - 1;
 
@@ -295,15 +300,12 @@ class Server extends Router {
     // registered rather than at listen(), when nothing can be added any more.
     const segments = pattern.split('/');
     if (pattern.charCodeAt(0) !== 47 || segments.slice(0, -1).includes('*')) {
-      const err = new Error(`hyper-sse: invalid route pattern ${JSON.stringify(pattern)} [${method.toUpperCase()}]: it must start with '/', and a '*' wildcard must be the last segment`);
-      err.code = 'ERR_INVALID_ARG_VALUE';
-      throw err;
+      throw coded(Error, 'ERR_INVALID_ARG_VALUE', `hyper-sse: invalid route pattern ${JSON.stringify(pattern)} [${method.toUpperCase()}]: it must start with '/', and a '*' wildcard must be the last segment`);
     }
     if (this._route_table[method][pattern] !== undefined) {
       throw new Error(`hyper-sse: duplicate routes are not allowed [${method.toUpperCase()} ${pattern}]`);
     }
-    // Infinity (no limit, as Hyper-Express takes it) is the largest length.
-    const max = options.max_body_length === Infinity ? Number.MAX_SAFE_INTEGER : options.max_body_length;
+    const max = finiteLimit(options.max_body_length);
     if (max !== undefined && (!Number.isSafeInteger(max) || max < 0)) {
       throw new RangeError(`hyper-sse: route option max_body_length must be a non-negative integer or Infinity [${pattern}]`);
     }
@@ -403,8 +405,7 @@ class Server extends Router {
     return {
       workerThreads: numberOption(o, 'worker_threads', 1, 64),
       maxHeaderSize: numberOption(o, 'max_header_size', 1024, 1024 * 1024),
-      maxBodyLength:
-        o.max_body_length === Infinity ? Number.MAX_SAFE_INTEGER : numberOption(o, 'max_body_length', 0),
+      maxBodyLength: numberOption({ max_body_length: finiteLimit(o.max_body_length) }, 'max_body_length', 0),
       fastAbort: Boolean(o.fast_abort),
       sseHeartbeatMs: numberOption(o, 'sse_heartbeat', 0, MAX_MS),
       maxQueuedBytes: numberOption(o, 'max_queued_bytes', 1),
@@ -499,19 +500,19 @@ class Server extends Router {
       console.error(err);
       if (res.completed) return;
       if (res.initiated || res._sending) return res.close();
-      try {
-        res.status(500).send('HyperExpress: Uncaught Exception Occured');
-      } catch (sendErr) {
-        // The app's headers cannot be sent (too many, say): a plain 500 without them, else a drop.
-        console.error(sendErr);
-        res._headers = null;
-        if (res._extra !== null) res._extra.cookies = null;
+      // Twice at most: the app's headers may be what cannot be sent (too many, say), then a plain
+      // 500 without them; else the connection is dropped.
+      for (let attempt = 0; attempt < 2; attempt++) {
         try {
           res.status(500).send('HyperExpress: Uncaught Exception Occured');
-        } catch {
-          res.close();
+          return;
+        } catch (sendErr) {
+          console.error(sendErr);
+          res._headers = null;
+          if (res._extra !== null) res._extra.cookies = null;
         }
       }
+      res.close();
     };
     try {
       settle(this._handlers.on_error(req, res, error), undefined, fallback);
@@ -649,9 +650,7 @@ class Server extends Router {
   async shutdown(timeout_ms = 10000) {
     // Checked before anything stops. Infinity (or more than a timer can wait) waits for good.
     if (typeof timeout_ms !== 'number' || Number.isNaN(timeout_ms) || timeout_ms < 0) {
-      const err = new TypeError(`hyper-sse: shutdown(timeout_ms) needs a non-negative number of ms, got ${typeof timeout_ms === 'number' ? timeout_ms : typeof timeout_ms}`);
-      err.code = 'ERR_INVALID_ARG_VALUE';
-      throw err;
+      throw coded(TypeError, 'ERR_INVALID_ARG_VALUE', `hyper-sse: shutdown(timeout_ms) needs a non-negative number of ms, got ${typeof timeout_ms === 'number' ? timeout_ms : typeof timeout_ms}`);
     }
     const nat = this._native;
     this._stop_listening();
